@@ -1,0 +1,1 @@
+"""bansos-bot: a citizen service for Indonesia's social-economic registry (DTSEN)."""

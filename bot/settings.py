@@ -1,0 +1,211 @@
+"""One Settings object, read and validated from the environment in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+MIN_SECRET_KEY_LENGTH = 32
+SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class SettingsError(ValueError):
+    """A configuration value is wrong; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    registry_url: str | None
+    registry_token: str
+    telegram_bot_token: str | None
+    telegram_api_url: str
+    http_host: str
+    http_port: int
+    secret_key: str
+    var_dir: Path
+    ussd_lookup_budget_s: float
+    conversation_idle_minutes: int
+    lookups_per_hour: int
+    sandbox_households: int
+    sandbox_seed: int
+    log_level: str
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No registry configured: the sandbox registry runs in-process."""
+        return self.registry_url is None
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def telegram_bot_api_base(self) -> str:
+        """`base_url` for python-telegram-bot; it appends the token itself."""
+        return f"{self.telegram_api_url}/bot"
+
+    @property
+    def telegram_file_api_base(self) -> str:
+        return f"{self.telegram_api_url}/file/bot"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment; raise SettingsError with a one-line reason on a bad value."""
+    env = os.environ if env is None else env
+    var_dir = Path(_text(env, "BOT_VAR_DIR", "var"))
+
+    return Settings(
+        database_url=_database_url(env, var_dir),
+        registry_url=_optional_http_url(env, "REGISTRY_URL"),
+        registry_token=_text(env, "REGISTRY_TOKEN", "sandbox-token"),
+        telegram_bot_token=_telegram_token(env),
+        telegram_api_url=_http_url(env, "TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
+        http_host=_text(env, "HTTP_HOST", "127.0.0.1"),
+        http_port=_integer(env, "HTTP_PORT", 8080, low=0, high=65535),
+        secret_key=_secret_key(env, var_dir),
+        var_dir=var_dir,
+        ussd_lookup_budget_s=_number(env, "USSD_LOOKUP_BUDGET_S", 3.0, low=0.2, high=20.0),
+        conversation_idle_minutes=_integer(env, "CONVERSATION_IDLE_MINUTES", 30, low=1, high=1440),
+        lookups_per_hour=_integer(env, "LOOKUPS_PER_HOUR", 10, low=1, high=10_000),
+        sandbox_households=_integer(env, "SANDBOX_HOUSEHOLDS", 2000, low=1, high=1_000_000),
+        sandbox_seed=_integer(env, "SANDBOX_SEED", 42, low=0, high=2**31),
+        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    )
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().upper() or default
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise SettingsError(f"{name} is not a URL: {raw!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise SettingsError(f"{name} must be an http(s) URL with a host, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
+    if not env.get(name, "").strip():
+        return None
+    return _http_url(env, name, "")
+
+
+def _database_url(env: Mapping[str, str], var_dir: Path) -> str:
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return f"sqlite+aiosqlite:///{var_dir / 'bansos-bot.sqlite3'}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(f"DATABASE_URL is not a database URL: {_redacted(raw)!r}") from None
+    if url.drivername == "postgresql":  # the async driver is the only one installed
+        url = url.set(drivername="postgresql+asyncpg")
+    if url.drivername == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    if url.drivername not in SUPPORTED_DATABASES:
+        raise SettingsError(
+            f"DATABASE_URL must use one of {', '.join(SUPPORTED_DATABASES)}, got {url.drivername!r}"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _redacted(raw: str) -> str:
+    """A database URL without its password, fit for an error message."""
+    head, at, tail = raw.rpartition("@")
+    if not at:
+        return raw
+    scheme, _, credentials = head.partition("://")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{tail}"
+
+
+def _telegram_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not raw:
+        return None
+    bot_id, colon, secret = raw.partition(":")
+    if not (colon and bot_id.isdigit() and len(secret) >= 20):
+        raise SettingsError("TELEGRAM_BOT_TOKEN does not look like a bot token (digits:secret)")
+    return raw
+
+
+def _secret_key(env: Mapping[str, str], var_dir: Path) -> str:
+    raw = env.get("BOT_SECRET_KEY", "").strip()
+    if raw:
+        if len(raw) < MIN_SECRET_KEY_LENGTH:
+            raise SettingsError(
+                f"BOT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters of random text"
+            )
+        return raw
+    return _embedded_secret_key(var_dir)
+
+
+def _embedded_secret_key(var_dir: Path) -> str:
+    """Create (once) and reuse a key file, so a first run needs no set-up."""
+    key_file = var_dir / "secret.key"
+    if key_file.exists():
+        key = key_file.read_text(encoding="ascii").strip()
+        if len(key) >= MIN_SECRET_KEY_LENGTH:
+            log.warning("BOT_SECRET_KEY is not set: using the embedded key in %s", key_file)
+            return key
+        raise SettingsError(f"{key_file} is damaged; delete it or set BOT_SECRET_KEY")
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    log.warning(
+        "BOT_SECRET_KEY is not set: created %s. Keep it safe; losing it makes stored NIKs unreadable.",
+        key_file,
+    )
+    return key
