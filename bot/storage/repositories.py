@@ -1,0 +1,66 @@
+"""Repositories: intention-revealing queries over one session (the caller's unit of work)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Conversation, LookupAttempt
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, channel: str, address_hash: str, *, blank: Conversation) -> Conversation:
+        """The conversation row, locked until the transaction ends; `blank` if it is new.
+
+        Two instances receiving updates for the same chat serialise here (FOR UPDATE on
+        PostgreSQL; SQLite transactions are already exclusive).
+        """
+        row = await self._select_for_update(channel, address_hash)
+        if row is not None:
+            return row
+        insert = (
+            postgresql_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
+        )
+        values = {column.key: getattr(blank, column.key) for column in Conversation.__table__.c}
+        await self._session.execute(insert(Conversation).values(values).on_conflict_do_nothing())
+        row = await self._select_for_update(channel, address_hash)
+        assert row is not None, "row inserted or already there"
+        return row
+
+    async def _select_for_update(self, channel: str, address_hash: str) -> Conversation | None:
+        statement = (
+            select(Conversation)
+            .where(Conversation.channel == channel, Conversation.address_hash == address_hash)
+            .with_for_update()
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+
+class LookupAttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def count_since(self, subject: str, key_hash: str, since: datetime) -> int:
+        statement = select(func.count()).where(
+            LookupAttempt.subject == subject,
+            LookupAttempt.key_hash == key_hash,
+            LookupAttempt.attempted_at >= since,
+        )
+        return (await self._session.execute(statement)).scalar_one()
+
+    def record(self, subject: str, key_hash: str, at: datetime) -> None:
+        self._session.add(LookupAttempt(subject=subject, key_hash=key_hash, attempted_at=at))
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Drop attempts too old to matter for any limit."""
+        result = await self._session.execute(
+            delete(LookupAttempt).where(LookupAttempt.attempted_at < moment)
+        )
+        return result.rowcount or 0
