@@ -1,0 +1,1 @@
+"""Channel-independent conversations: pure steps from (state, input) to (state, reply)."""

@@ -1,0 +1,106 @@
+"""Privacy notice and consent: nothing personal is processed before the person agrees."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.dialogs.model import (
+    CONSENT_VERSION,
+    Choice,
+    DialogState,
+    Expect,
+    Input,
+    InputKind,
+    Notice,
+    Reply,
+    Transition,
+)
+from bot.i18n import Translator
+
+
+def privacy_notice(t: Translator) -> str:
+    return t.gettext(
+        "What we process: the NIK and the name as written on your KTP that you type here, "
+        "only to find your household in DTSEN (the national social-economic registry).\n"
+        "Why: to tell you your social-aid status. Nothing else.\n"
+        "How long: the NIK and name are dropped as soon as the check is done; an unfinished "
+        "conversation is erased after 30 minutes without activity. We keep your language "
+        "and your consent, linked to a pseudonym of your account.\n"
+        "This service is FREE. We never ask for money, a PIN, a password or an OTP code. "
+        "Never give them to anyone who asks in the name of social aid.\n"
+        "Legal basis: Law No. 27/2022 on Personal Data Protection. You can withdraw your "
+        "consent at any time with /privasi."
+    )
+
+
+def consent_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("Welcome to the DTSEN social-aid status check.")
+        + "\n\n"
+        + privacy_notice(t)
+        + "\n\n"
+        + t.gettext("Do you agree?"),
+        brief=t.gettext(
+            "DTSEN aid check: NIK & name used only for this check, not kept. "
+            "Free; we never ask for money/PIN/OTP."
+        ),
+        choices=(
+            Choice("agree", t.gettext("Agree, check status")),
+            Choice("decline", t.gettext("Disagree")),
+            Choice("language", "Bahasa/Language"),
+        ),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_consent(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.CHOICE:
+        return None
+    if inp.value == "agree":
+        agreed = replace(state, consent_version=CONSENT_VERSION).at("status.nik")
+        return Transition(agreed, notice=Notice(t.gettext("Thank you.")))
+    if inp.value == "decline":
+        declined = replace(state, consent_version=None).at("consent")
+        return Transition(
+            declined,
+            reply=Reply(
+                text=t.gettext(
+                    "All right: we process none of your data. "
+                    "Send /start whenever you change your mind."
+                ),
+                brief=t.gettext("All right: we process none of your data. Thank you."),
+            ),
+        )
+    return None
+
+
+def privacy_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=privacy_notice(t) + "\n\n" + t.gettext("You have agreed. Keep your consent?"),
+        brief=t.gettext("NIK & name used only for the check, not kept. Free; never money/PIN/OTP."),
+        choices=(
+            Choice("keep", t.gettext("Keep consent")),
+            Choice("withdraw", t.gettext("Withdraw consent")),
+        ),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_privacy(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.CHOICE:
+        return None
+    if inp.value == "keep":
+        return Transition(state.at("menu"))
+    if inp.value == "withdraw":
+        withdrawn = replace(state, consent_version=None).at("consent")
+        return Transition(
+            withdrawn,
+            reply=Reply(
+                text=t.gettext(
+                    "Consent withdrawn. We will not process your NIK until you agree again. "
+                    "Send /start to begin again."
+                ),
+                brief=t.gettext("Consent withdrawn. We will not process your NIK."),
+            ),
+        )
+    return None

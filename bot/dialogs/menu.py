@@ -1,0 +1,61 @@
+"""The main menu and the help page."""
+
+from __future__ import annotations
+
+from bot.dialogs.status import handle_nik
+from bot.dialogs.model import Choice, DialogState, Expect, Input, InputKind, Reply, Transition
+from bot.i18n import Translator
+from bot.nik import NIK_LENGTH
+
+# Typing a NIK at the menu starts a check with it: people do that before reading menus.
+_NIK_LIKE_MIN_DIGITS = 10
+
+
+def menu_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("DTSEN social-aid service. What would you like to do?"),
+        brief=t.gettext("DTSEN aid check (free, no PIN/OTP ever)"),
+        choices=(
+            Choice("check", t.gettext("Check aid status")),
+            Choice("language", t.gettext("Change language")),
+            Choice("help", t.gettext("Help")),
+            Choice("privacy", t.gettext("Privacy")),
+        ),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_menu(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is InputKind.TEXT and _looks_like_nik(inp.value):
+        return handle_nik(state.at("status.nik"), inp, t)
+    return None
+
+
+def _looks_like_nik(text: str) -> bool:
+    digits = sum(ch.isdigit() for ch in text)
+    return digits >= _NIK_LIKE_MIN_DIGITS and digits <= NIK_LENGTH + 4
+
+
+def help_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext(
+            "How this service works:\n"
+            "/cek — check a household's social-aid status (PKH, BPNT/Sembako, PBI-JK, BLT, "
+            "PIP) with the NIK and the name as written on the KTP.\n"
+            "/bahasa — change the language.\n"
+            "/privasi — what we do with your data; withdraw your consent.\n"
+            "/batal — stop what you are doing and go back to the menu.\n"
+            "/bantuan — this help.\n\n"
+            "The answer shows the welfare decile (desil 1 = the poorest 10% of households), "
+            "each programme with its status, and what you can do next. The registry (DTSEN) "
+            "is updated every quarter.\n\n"
+            "This service is free. Nobody from it will ever ask you for money, a PIN or an "
+            "OTP code."
+        ),
+        brief=t.gettext(
+            "Check: NIK (16 digits) + name as on KTP. Decile 1 = poorest 10%. "
+            "Updated each quarter. Free: never give money/PIN/OTP."
+        ),
+        choices=(Choice("back", t.gettext("Back")),),
+        expects=Expect.CHOICE,
+    )

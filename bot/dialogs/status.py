@@ -1,0 +1,163 @@
+"""The status check: NIK, then name, then the registry's answer."""
+
+from __future__ import annotations
+
+import re
+
+from bot.dialogs.model import (
+    Choice,
+    DialogState,
+    Expect,
+    Input,
+    InputKind,
+    LookupFailure,
+    LookupOutcome,
+    Notice,
+    Reply,
+    StatusLookup,
+    Transition,
+)
+from bot.dialogs.status_report import render_report
+from bot.i18n import Translator
+from bot.nik import InvalidNik, NikProblem, parse_nik
+
+NAME_MAX_LENGTH = 100
+# Letters of any script, spaces and the punctuation found in names on KTPs.
+_NAME_PATTERN = re.compile(r"[^\W\d_]+(?:[ .,'’`\-]+[^\W\d_]*)*\.?")
+
+
+def nik_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("Type the NIK: the 16 digits on the KTP or the family card (KK)."),
+        brief=t.gettext("Enter the NIK (16 digits, as on the KTP):"),
+        expects=Expect.TEXT,
+    )
+
+
+def handle_nik(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.TEXT:
+        return None
+    try:
+        nik = parse_nik(inp.value)
+    except InvalidNik as problem:
+        return Transition(state, notice=nik_problem_notice(problem, t))
+    return Transition(state.at("status.name", nik=nik.value))
+
+
+def nik_problem_notice(problem: InvalidNik, t: Translator) -> Notice:
+    if problem.problem is NikProblem.WRONG_LENGTH:
+        text = t.ngettext(
+            "A NIK has 16 digits; you typed {count} digit.",
+            "A NIK has 16 digits; you typed {count} digits.",
+            problem.digits,
+        ).format(count=problem.digits)
+        return Notice(text)
+    messages = {
+        NikProblem.EMPTY: (t.gettext("You did not type a NIK."), None),
+        NikProblem.NOT_DIGITS: (
+            t.gettext("A NIK has only digits. Type the 16 digits without letters."),
+            t.gettext("A NIK has only digits."),
+        ),
+        NikProblem.BAD_BIRTH_DATE: (
+            t.gettext(
+                "Digits 7 to 12 of a NIK are a date of birth, and this one is impossible. "
+                "Please check the NIK."
+            ),
+            t.gettext("The birth date in this NIK is impossible."),
+        ),
+        NikProblem.UNKNOWN_PROVINCE: (
+            t.gettext(
+                "The first two digits of a NIK are a province code, and no province has "
+                "this one. Please check the NIK."
+            ),
+            t.gettext("This NIK has no valid province code."),
+        ),
+    }
+    text, brief = messages[problem.problem]
+    return Notice(text, brief)
+
+
+def name_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("Now type the full name exactly as written on the KTP."),
+        brief=t.gettext("Enter the full name as on the KTP:"),
+        expects=Expect.TEXT,
+    )
+
+
+def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.TEXT:
+        return None
+    name = " ".join(inp.value.split())
+    problem = name_problem(name, t)
+    if problem is not None:
+        return Transition(state, notice=problem)
+    nik = state.data.get("nik")
+    if nik is None:  # the NIK was lost (expired step): ask again rather than guess
+        return Transition(state.at("status.nik"))
+    return Transition(state.at("status.waiting"), effect=StatusLookup(nik=nik, name=name))
+
+
+def name_problem(name: str, t: Translator) -> Notice | None:
+    """Why a typed name cannot be a name on a KTP, or None when it can."""
+    if any(ch.isdigit() for ch in name):
+        return Notice(
+            t.gettext("A name has no digits. Type the name as written on the KTP."),
+            t.gettext("A name has no digits."),
+        )
+    letters = sum(ch.isalpha() for ch in name)
+    if letters < 2:
+        return Notice(t.gettext("That name is too short."))
+    if len(name) > NAME_MAX_LENGTH:
+        return Notice(t.gettext("That name is too long."))
+    if not _NAME_PATTERN.fullmatch(name):
+        return Notice(
+            t.gettext("Use only letters, spaces and . , ' - in a name."),
+        )
+    return None
+
+
+def waiting_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(text=t.gettext("Still checking, please wait a moment…"))
+
+
+def resume_lookup(state: DialogState, outcome: LookupOutcome, t: Translator) -> Transition:
+    """Turn the registry's answer into the reply; the NIK and name leave the state here."""
+    done = state.at("menu")
+    again = (Choice("check", t.gettext("Check another NIK")), Choice("home", t.gettext("Menu")))
+    if isinstance(outcome, LookupFailure):
+        return Transition(done, reply=_failure_reply(outcome, t, again))
+    return Transition(done, reply=render_report(outcome, t, again))
+
+
+def _failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ...]) -> Reply:
+    if failure is LookupFailure.NOT_FOUND:
+        return Reply(
+            text=t.gettext(
+                "No record matches this NIK and name. Check that both are exactly as on the "
+                "KTP. If they are, the household may not be in DTSEN yet: the village or "
+                "kelurahan office can file a proposal (usulan) to include it."
+            ),
+            brief=t.gettext(
+                "No record matches this NIK and name. Check both against the KTP, or ask "
+                "the village office about a proposal (usulan)."
+            ),
+            choices=again,
+        )
+    if failure is LookupFailure.THROTTLED:
+        return Reply(
+            text=t.gettext(
+                "Too many checks in the last hour. To protect everyone's data, please try "
+                "again later."
+            ),
+            brief=t.gettext("Too many checks in the last hour. Please try again later."),
+            choices=again[1:],
+        )
+    return Reply(
+        text=t.gettext(
+            "The registry cannot be reached right now. Nothing is wrong with your data: "
+            "please try again in a few minutes."
+        ),
+        brief=t.gettext("The registry is busy. Please try again in a few minutes."),
+        choices=again,
+    )
