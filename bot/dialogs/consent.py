@@ -41,8 +41,7 @@ def consent_prompt(state: DialogState, t: Translator) -> Reply:
         + "\n\n"
         + t.gettext("Do you agree?"),
         brief=t.gettext(
-            "DTSEN aid check: NIK & name used only for this check, not kept. "
-            "Free; we never ask for money/PIN/OTP."
+            "DTSEN aid check. NIK & name only for this check, not kept. Free: no money/PIN/OTP ever."
         ),
         choices=(
             Choice("agree", t.gettext("Agree, check status")),

@@ -46,14 +46,14 @@ def help_prompt(state: DialogState, t: Translator) -> Reply:
             "/privasi — what we do with your data; withdraw your consent.\n"
             "/batal — stop what you are doing and go back to the menu.\n"
             "/bantuan — this help.\n\n"
-            "The answer shows the welfare decile (desil 1 = the poorest 10% of households), "
+            "The answer shows the welfare decile (desil 1 = the poorest tenth of households), "
             "each programme with its status, and what you can do next. The registry (DTSEN) "
             "is updated every quarter.\n\n"
             "This service is free. Nobody from it will ever ask you for money, a PIN or an "
             "OTP code."
         ),
         brief=t.gettext(
-            "Check: NIK (16 digits) + name as on KTP. Decile 1 = poorest 10%. "
+            "Check: NIK (16 digits) + name as on KTP. Decile 1 = poorest tenth. "
             "Updated each quarter. Free: never give money/PIN/OTP."
         ),
         choices=(Choice("back", t.gettext("Back")),),

@@ -148,7 +148,7 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return Transition(
             state,
             notice=Notice(
-                t.gettext("Unknown command. Use /cek, /bahasa, /bantuan or /batal."),
+                t.gettext("Unknown command. Use /cek, /bahasa, /bantuan, /privasi or /batal."),
                 t.gettext("Unknown command."),
             ),
         )

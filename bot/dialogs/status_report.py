@@ -53,8 +53,8 @@ def quarter_words(quarter: str, t: Translator) -> str:
 
 def decile_words(decile: int, t: Translator) -> str:
     return t.gettext(
-        "Welfare decile {decile} of 10: the household is among the {low}–{high}% of "
-        "households with the lowest welfare in Indonesia."
+        "Welfare decile {decile} of 10: the household ranks among the {low}–{high} per cent "
+        "of households with the lowest welfare in Indonesia."
     ).format(decile=decile, low=(decile - 1) * 10 + 1, high=decile * 10)
 
 
@@ -144,7 +144,7 @@ def _next_steps(report: StatusReport, t: Translator) -> str:
 def _brief_text(report: StatusReport, t: Translator) -> str:
     """Fit one USSD screen: drop detail until it does, never the programmes themselves."""
     header = t.gettext("{quarter} decile {decile}").format(
-        quarter=report.quarter, decile=report.household.decile
+        quarter=quarter_words(report.quarter, t), decile=report.household.decile
     )
     detailed = [_brief_programme(p, t, with_detail=True) for p in report.programmes]
     plain = [_brief_programme(p, t, with_detail=False) for p in report.programmes]
