@@ -1,0 +1,1 @@
+"""Reusable support code for the test suite (fake external services)."""
