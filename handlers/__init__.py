@@ -1,0 +1,1 @@
+"""Channel adapters: Telegram, USSD and the web server (health, simulator)."""

@@ -1,0 +1,190 @@
+"""Telegram adapter: an Update becomes a dialog Input; a Reply becomes a message with
+inline buttons. No flow logic lives here: python-telegram-bot receives, sends and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.dialogs.engine import DialogEngine
+from bot.dialogs.model import Input, InputKind, Reply
+from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
+from handlers.telegram_ordering import ChatOrderedUpdateProcessor
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+ENGINE_KEY = "dialog_engine"
+MAX_CONCURRENT_UPDATES = 64
+
+# The commands shown in Telegram's menu, per language: (command, description).
+COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
+    "id": (
+        ("cek", N_("Check social-aid status by NIK")),
+        ("bahasa", N_("Change the language")),
+        ("bantuan", N_("How this service works")),
+        ("privasi", N_("Your data and your consent")),
+        ("batal", N_("Stop and go back to the menu")),
+    ),
+    "en": (
+        ("check", N_("Check social-aid status by NIK")),
+        ("language", N_("Change the language")),
+        ("help", N_("How this service works")),
+        ("privacy", N_("Your data and your consent")),
+        ("cancel", N_("Stop and go back to the menu")),
+    ),
+}
+
+
+def build_telegram_application(
+    token: str, engine: DialogEngine, *, api_base: str, file_api_base: str
+) -> Application:  # type: ignore[type-arg]
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(api_base)
+        .base_file_url(file_api_base)
+        .concurrent_updates(ChatOrderedUpdateProcessor(MAX_CONCURRENT_UPDATES))
+        .build()
+    )
+    application.bot_data[ENGINE_KEY] = engine
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(MessageHandler(private, on_message))
+    application.add_handler(MessageHandler(~private & filters.COMMAND, on_group_command))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def start_polling(application: Application, *, poll_timeout: int = 10) -> None:  # type: ignore[type-arg]
+    """Initialise, publish the command menus, and start receiving updates."""
+    await application.initialize()
+    await register_commands(application)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0, timeout=poll_timeout)
+
+
+async def stop_polling(application: Application) -> None:  # type: ignore[type-arg]
+    """Stop receiving, finish the updates in hand, release the connections."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+
+
+async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """setMyCommands once per language; Indonesian is also the default for everyone else."""
+    scope = BotCommandScopeAllPrivateChats()
+    for language in SUPPORTED_LANGUAGES:
+        t = translator(language)
+        commands = [BotCommand(name, t.gettext(text)) for name, text in COMMAND_MENUS[language]]
+        code = None if language == DEFAULT_LANGUAGE else language
+        await application.bot.set_my_commands(commands, scope=scope, language_code=code)
+
+
+def input_from_message(message: Message) -> Input:
+    """What a message means to a dialog."""
+    if message.text is not None:
+        entity = message.entities[0] if message.entities else None
+        if entity is not None and entity.type == "bot_command" and entity.offset == 0:
+            command = message.text[1 : entity.length].split("@", 1)[0].lower()
+            return Input(InputKind.COMMAND, command)
+        return Input(InputKind.TEXT, message.text)
+    if message.photo:
+        return Input(InputKind.PHOTO, message.photo[-1].file_id)
+    return Input(InputKind.OTHER)
+
+
+def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.choices:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(choice.label, callback_data=choice.key)] for choice in reply.choices]
+    )
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    reply = await _engine(context).handle(CHANNEL, str(chat.id), input_from_message(message))
+    await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    await query.answer()
+    if isinstance(query.message, Message) and query.message.text:
+        # Keep the question readable but spent: show what was chosen, drop the buttons.
+        chosen = _label_of(query.message, query.data)
+        text = f"{query.message.text}\n\n» {chosen}" if chosen else query.message.text
+        await query.edit_message_text(text, reply_markup=None)
+    reply = await _engine(context).handle(CHANNEL, str(chat.id), Input(InputKind.CHOICE, query.data or ""))
+    await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
+
+
+async def on_group_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """NIKs must never be typed in a group: point people to a private chat instead."""
+    message = update.effective_message
+    if message is None:
+        return
+    t = translator(DEFAULT_LANGUAGE)
+    await message.reply_text(
+        t.gettext("To protect your data, talk to me in a private chat, not in a group.")
+    )
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    # The update may hold a NIK: log the kind of failure, never the update itself.
+    error = context.error
+    log.error("handling a Telegram update failed: %s", type(error).__name__, exc_info=error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        t = translator(DEFAULT_LANGUAGE)
+        try:
+            await update.effective_chat.send_message(
+                t.gettext("Something went wrong on our side. Please try again in a moment.")
+            )
+        except TelegramError:
+            log.warning("could not tell the user about the failure")
+
+
+def _engine(context: ContextTypes.DEFAULT_TYPE) -> DialogEngine:
+    engine = context.bot_data[ENGINE_KEY]
+    assert isinstance(engine, DialogEngine)
+    return engine
+
+
+def _label_of(message: Message, key: str | None) -> str | None:
+    markup = message.reply_markup
+    if markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == key:
+                return button.text
+    return None

@@ -1,0 +1,61 @@
+"""The aiohttp web server: USSD callback, health check and the USSD simulator page."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.storage.database import Database
+from handlers.ussd import (
+    BadUssdRequest,
+    UssdService,
+    format_africas_talking,
+    parse_africas_talking,
+    unavailable_screen,
+)
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+USSD_SERVICE = web.AppKey("ussd_service", UssdService)
+DATABASE = web.AppKey("database", Database)
+
+
+def create_web_app(ussd: UssdService, database: Database) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[USSD_SERVICE] = ussd
+    app[DATABASE] = database
+    app.router.add_post("/ussd", ussd_callback)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/", simulator_page)
+    app.router.add_get("/simulator", simulator_page)
+    return app
+
+
+async def ussd_callback(request: web.Request) -> web.Response:
+    form = await request.post()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    try:
+        ussd_request = parse_africas_talking(fields)
+    except BadUssdRequest as problem:
+        return web.Response(status=400, text=str(problem))
+    try:
+        screen = await request.app[USSD_SERVICE].answer(ussd_request)
+    except Exception:
+        # The gateway shows whatever we answer: never a stack trace, always a way out.
+        log.exception("USSD request failed")
+        screen = unavailable_screen()
+    return web.Response(text=format_africas_talking(screen), content_type="text/plain")
+
+
+async def health(request: web.Request) -> web.Response:
+    database_ok = await request.app[DATABASE].ping()
+    status = 200 if database_ok else 503
+    body = {"status": "ok" if database_ok else "degraded", "database": database_ok}
+    return web.json_response(body, status=status)
+
+
+async def simulator_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "simulator.html")

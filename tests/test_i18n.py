@@ -1,0 +1,76 @@
+"""Catalogs: Indonesian is complete and in step with the code; formatting is local."""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from bot.i18n import DEFAULT_LANGUAGE, LOCALES_DIR, normalize_language, translator
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYWORDS = {"gettext": None, "ngettext": (1, 2), "N_": None}
+
+
+def source_messages() -> set[str]:
+    found: set[str] = set()
+    for folder in ("bot", "handlers"):
+        for _, _, message, _, _ in extract_from_dir(
+            ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
+            found.add(message[0] if isinstance(message, tuple) else message)
+    return found
+
+
+def catalog(language: str):  # type: ignore[no-untyped-def]
+    with (LOCALES_DIR / language / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        return read_po(handle, locale=language)
+
+
+def test_indonesian_catalog_translates_every_message_in_the_code() -> None:
+    indonesian = catalog("id")
+    untranslated = sorted(
+        message
+        for message in source_messages()
+        if (entry := indonesian.get(message)) is None
+        or not (all(entry.string) if isinstance(entry.string, tuple) else entry.string)
+        or entry.fuzzy
+    )
+    assert untranslated == []
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_catalogs_hold_no_message_the_code_no_longer_uses(language: str) -> None:
+    stale = {entry.id if isinstance(entry.id, str) else entry.id[0] for entry in catalog(language) if entry.id}
+    assert stale - source_messages() == set()
+
+
+def test_translations_keep_every_placeholder() -> None:
+    formatter = string.Formatter()
+    for entry in catalog("id"):
+        if not entry.id:
+            continue
+        source = entry.id if isinstance(entry.id, str) else entry.id[-1]
+        translated = entry.string if isinstance(entry.string, str) else entry.string[0]
+        wanted = {name for _, name, _, _ in formatter.parse(source) if name}
+        given = {name for _, name, _, _ in formatter.parse(translated) if name}
+        # Quarters are spelled with a roman numeral in Indonesian, a digit in English.
+        assert given - {"roman", "number"} == wanted - {"roman", "number"}, source
+
+
+def test_indonesian_is_the_default_and_unknown_languages_fall_back_to_it() -> None:
+    assert DEFAULT_LANGUAGE == "id"
+    assert normalize_language(None) == "id"
+    assert normalize_language("fr-FR") == "id"
+    assert normalize_language("en-US") == "en"
+    assert translator("id").gettext("Help") == "Bantuan"
+
+
+def test_rupiah_and_dates_are_formatted_for_indonesia() -> None:
+    assert translator("id").rupiah(750000) == "Rp750.000"
+    assert translator("en").rupiah(1_200_000) == "Rp1.200.000"
+    assert translator("id").date(datetime(2026, 10, 18, tzinfo=UTC)) == "18 Okt 2026"

@@ -1,0 +1,41 @@
+"""A feature phone talking to POST /ussd the way Africa's Talking does (tests and bench)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class UssdPhone:
+    """One handset: dial, then answer screen by screen; `text` accumulates like AT's."""
+
+    http: aiohttp.ClientSession
+    url: str
+    phone: str = "+628123456789"
+    session_id: str = field(default_factory=lambda: f"ATUid_{uuid.uuid4().hex}")
+    answers: list[str] = field(default_factory=list)
+
+    async def dial(self) -> str:
+        self.session_id = f"ATUid_{uuid.uuid4().hex}"
+        self.answers = []
+        return await self._post("")
+
+    async def answer(self, text: str) -> str:
+        self.answers.append(text)
+        return await self._post("*".join(self.answers))
+
+    async def _post(self, text: str) -> str:
+        form = {
+            "sessionId": self.session_id,
+            "serviceCode": "*123*7#",
+            "phoneNumber": self.phone,
+            "networkCode": "51010",
+            "text": text,
+        }
+        async with self.http.post(self.url, data=form) as response:
+            assert response.status == 200, await response.text()
+            assert response.content_type == "text/plain"
+            return await response.text()
