@@ -1,0 +1,83 @@
+"""The `bansos-bot` command: serve, migrate, sandbox-registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.logging_setup import configure_logging
+from bot.settings import Settings, SettingsError, load_settings
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as problem:
+        print(f"bansos-bot: configuration error: {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    handler = {"serve": _serve, "migrate": _migrate, "sandbox-registry": _sandbox}[
+        arguments.command
+    ]
+    try:
+        return handler(settings, arguments)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bansos-bot",
+        description="Citizen service for DTSEN: social-aid status on Telegram and USSD.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the web server, the Telegram bot and the sandbox")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--households", type=int, default=10_000)
+    sandbox.add_argument("--seed", type=int, default=42)
+    return parser
+
+
+def _serve(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.app import SchemaOutOfDate, serve
+
+    try:
+        asyncio.run(serve(settings))
+    except SchemaOutOfDate as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _migrate(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from bot.storage.database import open_database
+    from bot.storage.migrate import upgrade_to_head
+
+    async def run() -> None:
+        database = open_database(settings.database_url)
+        try:
+            await upgrade_to_head(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    print("bansos-bot: database schema is up to date")
+    return 0
+
+
+def _sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
+    from registry_client.sandbox import run_sandbox_forever
+
+    run_sandbox_forever(
+        host=arguments.host,
+        port=arguments.port,
+        households=arguments.households,
+        seed=arguments.seed,
+        token=settings.registry_token,
+    )
+    return 0

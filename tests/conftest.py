@@ -1,0 +1,101 @@
+"""Shared fixtures: both databases, the sandbox registry over real HTTP, the wired services.
+
+PostgreSQL: TEST_POSTGRES_URL if set (CI starts a throwaway cluster), otherwise the
+tests start their own throwaway cluster once per run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.app import Services, build_services
+from bot.settings import Settings, load_settings
+from registry_client.sandbox import RunningSandbox, start_sandbox
+from tests.support import postgres
+
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+SANDBOX_TOKEN = "sandbox-test-token"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    configured = os.environ.get("TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bansos-pg-"))
+    try:
+        yield postgres.start(folder)
+    finally:
+        postgres.stop(folder)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[str]:
+    """An empty database of each kind; every test that takes it runs on both."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    server = make_url(request.getfixturevalue("postgres_server_url"))
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(
+        host=server.host, port=server.port, user=server.username, database="postgres"
+    )
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server.set(database=name).render_as_string(hide_password=False)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    running = await start_sandbox(households=400, seed=7, token=SANDBOX_TOKEN)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: str) -> Settings:
+    env = {
+        "DATABASE_URL": database_url,
+        "BOT_SECRET_KEY": TEST_SECRET_KEY,
+        "BOT_VAR_DIR": str(tmp_path / "var"),
+        "REGISTRY_TOKEN": SANDBOX_TOKEN,
+        "USSD_LOOKUP_BUDGET_S": "2",
+        **overrides,
+    }
+    return load_settings(env)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def services(settings: Settings, sandbox: RunningSandbox) -> AsyncIterator[Services]:
+    """Everything wired as `serve` wires it, on a migrated database of each kind."""
+    from bot.storage.database import open_database
+    from bot.storage.migrate import upgrade_to_head
+
+    database = open_database(settings.database_url)
+    await upgrade_to_head(database)  # PostgreSQL is not migrated implicitly, as in production
+    await database.dispose()
+    wired = await build_services(settings, registry_url=sandbox.url)
+    try:
+        yield wired
+    finally:
+        await wired.close()

@@ -1,0 +1,70 @@
+"""Settings: defaults that run with nothing set, one-line errors for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+
+def test_defaults_need_no_configuration(tmp_path: Path) -> None:
+    settings = load_settings({"BOT_VAR_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'bansos-bot.sqlite3'}"
+    assert settings.uses_sandbox and not settings.telegram_enabled
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
+    assert settings.telegram_bot_api_base == "https://api.telegram.org/bot"
+    assert settings.telegram_file_api_base == "https://api.telegram.org/file/bot"
+    assert settings.ussd_lookup_budget_s == 3.0
+
+
+def test_embedded_secret_key_is_created_once_private_and_reused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = load_settings({"BOT_VAR_DIR": str(tmp_path)}).secret_key
+    key_file = tmp_path / "secret.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert load_settings({"BOT_VAR_DIR": str(tmp_path)}).secret_key == first
+    assert len(first) >= 32
+    assert any("BOT_SECRET_KEY" in record.getMessage() for record in caplog.records)
+
+
+def test_self_hosted_bot_api_server_urls_are_derived(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"BOT_VAR_DIR": str(tmp_path), "TELEGRAM_API_URL": "http://127.0.0.1:8081/"}
+    )
+    assert settings.telegram_bot_api_base == "http://127.0.0.1:8081/bot"
+    assert settings.telegram_file_api_base == "http://127.0.0.1:8081/file/bot"
+
+
+def test_postgresql_url_gets_the_async_driver(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"BOT_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql://bot:pw@db:5432/bansos"}
+    )
+    assert settings.database_url == "postgresql+asyncpg://bot:pw@db:5432/bansos"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "mentions"),
+    [
+        ("HTTP_PORT", "eighty", "HTTP_PORT"),
+        ("HTTP_PORT", "70000", "between 0 and 65535"),
+        ("DATABASE_URL", "mysql://u:secret@db/x", "DATABASE_URL"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("REGISTRY_URL", "ftp://registry", "REGISTRY_URL"),
+        ("TELEGRAM_API_URL", "api.telegram.org", "TELEGRAM_API_URL"),
+        ("TELEGRAM_BOT_TOKEN", "not-a-token", "TELEGRAM_BOT_TOKEN"),
+        ("BOT_SECRET_KEY", "short", "at least 32"),
+        ("USSD_LOOKUP_BUDGET_S", "fast", "USSD_LOOKUP_BUDGET_S"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_variable(
+    tmp_path: Path, name: str, value: str, mentions: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"BOT_VAR_DIR": str(tmp_path), name: value})
+    message = str(caught.value)
+    assert mentions in message and "\n" not in message
+    assert "u:secret" not in message  # a password in a URL is never echoed

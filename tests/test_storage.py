@@ -1,0 +1,142 @@
+"""Storage on SQLite and PostgreSQL: migrations, conversation rows, sealing, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from bot.app import Services
+from bot.crypto import KeyRing
+from bot.dialogs.engine import DialogEngine
+from bot.dialogs.model import Input, InputKind
+from bot.status_service import StatusService
+from bot.storage.database import open_database
+from bot.storage.migrate import is_at_head, upgrade_to_head
+from bot.storage.models import Conversation, LookupAttempt
+from bot.storage.repositories import LookupAttemptRepository
+from registry_client.sandbox import RunningSandbox
+from tests.conftest import TEST_SECRET_KEY
+
+NIK = "3302015708890003"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> None:
+    database = open_database(database_url)
+    try:
+        assert not await is_at_head(database)
+        await upgrade_to_head(database)
+        await upgrade_to_head(database)
+        assert await is_at_head(database)
+        assert await database.ping()
+    finally:
+        await database.dispose()
+
+
+def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
+    keys = KeyRing.from_secret(TEST_SECRET_KEY)
+    status = StatusService(services.registry, services.database, keys, lookups_per_hour=10, clock=clock)
+    return DialogEngine(services.database, keys, status, idle_timeout=timedelta(minutes=30), clock=clock)
+
+
+async def conversation_rows(services: Services) -> list[Conversation]:
+    async with services.database.transaction() as session:
+        return list((await session.execute(select(Conversation))).scalars())
+
+
+async def test_typed_nik_is_stored_sealed_and_address_hashed(services: Services) -> None:
+    engine = engine_with_clock(services, Clock())
+    for inp in [Input(InputKind.START), Input(InputKind.TEXT, "1"), Input(InputKind.TEXT, NIK)]:
+        await engine.handle("telegram", "777001", inp)
+    [row] = await conversation_rows(services)
+    assert row.step == "status.name"
+    assert row.address_hash != "777001" and len(row.address_hash) == 64
+    assert row.sealed_data is not None and NIK.encode() not in row.sealed_data
+    async with services.database.transaction() as session:
+        dump = (await session.execute(text("SELECT * FROM conversations"))).all()
+    assert NIK not in repr(dump) and "777001" not in repr(dump)
+
+
+async def test_a_step_left_idle_expires_but_language_and_consent_stay(services: Services) -> None:
+    clock = Clock()
+    engine = engine_with_clock(services, clock)
+    await engine.handle("ussd", "+62811", Input(InputKind.START))
+    await engine.handle("ussd", "+62811", Input(InputKind.TEXT, "3"))
+    await engine.handle("ussd", "+62811", Input(InputKind.TEXT, "2"))  # English
+    await engine.handle("ussd", "+62811", Input(InputKind.TEXT, "1"))  # agree
+    await engine.handle("ussd", "+62811", Input(InputKind.TEXT, NIK))
+    clock.now += timedelta(minutes=31)
+    reply = await engine.handle("ussd", "+62811", Input(InputKind.TEXT, "Siti Aminah"))
+    [row] = await conversation_rows(services)
+    assert row.step == "menu" and row.language == "en" and row.consent_version
+    assert "Check aid status" in [choice.label for choice in reply.choices]
+
+
+async def test_consent_time_is_recorded_and_cleared_on_withdrawal(services: Services) -> None:
+    clock = Clock()
+    engine = engine_with_clock(services, clock)
+    await engine.handle("telegram", "1", Input(InputKind.START))
+    await engine.handle("telegram", "1", Input(InputKind.CHOICE, "agree"))
+    [row] = await conversation_rows(services)
+    assert row.consented_at == clock.now
+    await engine.handle("telegram", "1", Input(InputKind.COMMAND, "privasi"))
+    await engine.handle("telegram", "1", Input(InputKind.CHOICE, "withdraw"))
+    [row] = await conversation_rows(services)
+    assert row.consented_at is None and row.consent_version is None
+
+
+async def test_concurrent_first_messages_from_one_chat_make_one_row(services: Services) -> None:
+    engine = engine_with_clock(services, Clock())
+    await asyncio.gather(*(engine.handle("telegram", "55", Input(InputKind.START)) for _ in range(8)))
+    assert len(await conversation_rows(services)) == 1
+
+
+async def test_many_chats_at_once_each_keep_their_own_state(services: Services) -> None:
+    engine = engine_with_clock(services, Clock())
+    chats = [str(n) for n in range(20)]
+    await asyncio.gather(*(engine.handle("telegram", c, Input(InputKind.START)) for c in chats))
+    await asyncio.gather(*(engine.handle("telegram", c, Input(InputKind.TEXT, "1")) for c in chats))
+    rows = await conversation_rows(services)
+    assert len(rows) == 20 and {row.step for row in rows} == {"status.nik"}
+
+
+async def test_rate_limit_counts_per_address_and_per_nik(
+    services: Services, sandbox: RunningSandbox
+) -> None:
+    clock = Clock()
+    keys = KeyRing.from_secret(TEST_SECRET_KEY)
+    status = StatusService(services.registry, services.database, keys, lookups_per_hour=2, clock=clock)
+    person = sandbox.population.sample(1)[0]
+    outcomes = [
+        await status.check(channel="ussd", address_hash=f"addr{n}", nik=person.nik, name=person.name)
+        for n in range(3)
+    ]
+    assert [type(o).__name__ for o in outcomes] == ["StatusReport", "StatusReport", "LookupFailure"]
+    clock.now += timedelta(hours=1, seconds=1)
+    again = await status.check(channel="ussd", address_hash="addr9", nik=person.nik, name=person.name)
+    assert type(again).__name__ == "StatusReport"
+    async with services.database.transaction() as session:
+        attempts = list((await session.execute(select(LookupAttempt))).scalars())
+        assert all(NIK not in a.key_hash and person.nik not in a.key_hash for a in attempts)
+        removed = await LookupAttemptRepository(session).forget_before(clock.now - timedelta(hours=1))
+    assert removed == 4  # the refused attempt was never counted
+
+
+async def test_sqlite_file_is_created_under_its_folder(tmp_path: Path) -> None:
+    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'bot.sqlite3'}")
+    try:
+        await upgrade_to_head(database)
+        assert (tmp_path / "nested" / "bot.sqlite3").exists()
+    finally:
+        await database.dispose()
