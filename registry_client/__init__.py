@@ -1,0 +1,21 @@
+"""The only code that talks to the DTSEN registry: a typed async client and a sandbox server."""
+
+from registry_client.client import RegistryClient
+from registry_client.errors import (
+    RegistryBadResponse,
+    RegistryError,
+    RegistryRejected,
+    RegistryUnavailable,
+)
+from registry_client.models import Household, ProgrammeStatus, StatusReport
+
+__all__ = [
+    "Household",
+    "ProgrammeStatus",
+    "RegistryBadResponse",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryRejected",
+    "RegistryUnavailable",
+    "StatusReport",
+]
