@@ -136,7 +136,8 @@ def site_url(settings: Settings) -> str:
 async def _print_welcome(settings: Settings, services: Services, url: str) -> None:
     lines = [f"bansos-bot is serving on {url}", f"  USSD simulator: {url}/simulator"]
     lines.append(
-        "  Telegram: polling" if settings.telegram_enabled
+        "  Telegram: polling"
+        if settings.telegram_enabled
         else "  Telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)"
     )
     if settings.uses_sandbox:

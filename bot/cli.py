@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:

@@ -30,7 +30,7 @@ _FORMAT_LOCALES: Final = {"id": "id_ID", "en": "en_ID"}
 LANGUAGE_NAMES: Final = {"id": "Bahasa Indonesia", "en": "English"}
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext no-op marker
+def N_(message: str) -> str:
     """Mark a string for extraction where it is defined; translate it where it is shown."""
     return message
 
@@ -48,8 +48,9 @@ class Translator:
         return self.translations.ngettext(singular, plural, n)
 
     def rupiah(self, amount: int) -> str:
-        return format_currency(amount, "IDR", locale=self.locale, currency_digits=False,
-                               format="¤#,##0")
+        return format_currency(
+            amount, "IDR", locale=self.locale, currency_digits=False, format="¤#,##0"
+        )
 
     def number(self, value: int) -> str:
         return format_decimal(value, locale=self.locale)

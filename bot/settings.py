@@ -205,7 +205,8 @@ def _embedded_secret_key(var_dir: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key + "\n")
     log.warning(
-        "BOT_SECRET_KEY is not set: created %s. Keep it safe; losing it makes stored NIKs unreadable.",
+        "BOT_SECRET_KEY is not set: created %s. Keep it safe: without it, stored data "
+        "cannot be read.",
         key_file,
     )
     return key

@@ -144,7 +144,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chosen = _label_of(query.message, query.data)
         text = f"{query.message.text}\n\n» {chosen}" if chosen else query.message.text
         await query.edit_message_text(text, reply_markup=None)
-    reply = await _engine(context).handle(CHANNEL, str(chat.id), Input(InputKind.CHOICE, query.data or ""))
+    reply = await _engine(context).handle(
+        CHANNEL, str(chat.id), Input(InputKind.CHOICE, query.data or "")
+    )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
 

@@ -27,7 +27,11 @@ def free_port() -> int:
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "REGISTRY_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "DATABASE_", "REGISTRY_"))
+    }
     env.update({"BOT_VAR_DIR": str(tmp_path / "var"), "SANDBOX_HOUSEHOLDS": "300", **extra})
     return env
 
@@ -104,10 +108,17 @@ async def test_serve_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path
     async with running_fake_telegram() as fake:
         port = free_port()
         env = clean_env(
-            tmp_path, HTTP_PORT=str(port), TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_URL=fake.api_url
+            tmp_path,
+            HTTP_PORT=str(port),
+            TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_URL=fake.api_url,
         )
         process = await asyncio.create_subprocess_exec(
-            *BANSOS_BOT, "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *BANSOS_BOT,
+            "serve",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             await Served(process, "").read_banner()
@@ -124,7 +135,7 @@ async def test_serve_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path
 
 
 async def test_bad_configuration_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
-    code, out, err = await run("serve", env=clean_env(tmp_path, HTTP_PORT="eighty"))
+    code, _, err = await run("serve", env=clean_env(tmp_path, HTTP_PORT="eighty"))
     assert code == 2
     assert err.strip().count("\n") == 0 and "HTTP_PORT" in err
 
@@ -137,7 +148,9 @@ async def test_migrate_then_serve_checks_the_postgresql_schema(
 
     server = make_url(postgres_server_url)
     name = f"cli_{os.getpid()}"
-    admin = await asyncpg.connect(host=server.host, port=server.port, user=server.username, database="postgres")
+    admin = await asyncpg.connect(
+        host=server.host, port=server.port, user=server.username, database="postgres"
+    )
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -56,7 +56,9 @@ def report() -> StatusReport:
         quarter="2026Q4",
         name_masked="SI** AM****",
         household=Household(decile=3, kecamatan_code="330201", members=4),
-        programmes=(ProgrammeStatus("PKH", "active", since="2025Q1", amount_idr=750000, period="2026Q4"),),
+        programmes=(
+            ProgrammeStatus("PKH", "active", since="2025Q1", amount_idr=750000, period="2026Q4"),
+        ),
         updated_at=datetime(2026, 10, 18, tzinfo=UTC),
     )
 

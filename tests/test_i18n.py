@@ -45,7 +45,11 @@ def test_indonesian_catalog_translates_every_message_in_the_code() -> None:
 
 @pytest.mark.parametrize("language", ["id", "en"])
 def test_catalogs_hold_no_message_the_code_no_longer_uses(language: str) -> None:
-    stale = {entry.id if isinstance(entry.id, str) else entry.id[0] for entry in catalog(language) if entry.id}
+    stale = {
+        entry.id if isinstance(entry.id, str) else entry.id[0]
+        for entry in catalog(language)
+        if entry.id
+    }
     assert stale - source_messages() == set()
 
 

@@ -101,13 +101,17 @@ def valid_niks(draw: st.DrawFn) -> str:
 
 @given(valid_niks(), st.lists(st.sampled_from([" ", ".", "-", "  "]), min_size=15, max_size=15))
 def test_any_valid_nik_parses_with_any_separators(nik: str, separators: list[str]) -> None:
-    typed = "".join(digit + separator for digit, separator in zip(nik, [*separators, ""], strict=True))
+    typed = "".join(
+        digit + separator for digit, separator in zip(nik, [*separators, ""], strict=True)
+    )
     parsed = parse_nik(typed)
     assert parsed.value == nik
     assert parsed.is_female == (int(nik[6:8]) > 40)
 
 
-@given(st.text(alphabet="0123456789", min_size=0, max_size=30).filter(lambda s: len(s) != NIK_LENGTH))
+@given(
+    st.text(alphabet="0123456789", min_size=0, max_size=30).filter(lambda s: len(s) != NIK_LENGTH)
+)
 def test_any_other_length_of_digits_is_wrong_length_or_empty(digits: str) -> None:
     with pytest.raises(InvalidNik) as caught:
         parse_nik(digits)

@@ -47,7 +47,10 @@ def test_full_answer_in_english() -> None:
     assert "Welfare decile 3 of 10" in text
     assert "PKH (Family Hope Programme, conditional cash): active since Q1 2025" in text
     assert "Rp750.000 for Q4 2026" in text
-    assert "ended after Q3 2026. Reason: the household's decile is above the programme's limit." in text
+    assert (
+        "ended after Q3 2026. Reason: the household's decile is above the programme's limit."
+        in text
+    )
 
 
 @pytest.mark.parametrize("language", ["id", "en"])
@@ -77,7 +80,14 @@ def test_brief_answer_keeps_the_amount_when_there_is_room() -> None:
     assert "PKH aktif Rp750.000" in brief and "SI** AM****" in brief
 
 
-@pytest.mark.parametrize(("quarter", "id_words", "en_words"), [("2026Q4", "Triwulan IV 2026", "Q4 2026"), ("2025Q1", "Triwulan I 2025", "Q1 2025"), ("garbage", "garbage", "garbage")])
+@pytest.mark.parametrize(
+    ("quarter", "id_words", "en_words"),
+    [
+        ("2026Q4", "Triwulan IV 2026", "Q4 2026"),
+        ("2025Q1", "Triwulan I 2025", "Q1 2025"),
+        ("garbage", "garbage", "garbage"),
+    ],
+)
 def test_quarters_in_words(quarter: str, id_words: str, en_words: str) -> None:
     assert quarter_words(quarter, translator("id")) == id_words
     assert quarter_words(quarter, translator("en")) == en_words

@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 
 from bot.app import Services
@@ -46,8 +45,12 @@ async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> No
 
 def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
     keys = KeyRing.from_secret(TEST_SECRET_KEY)
-    status = StatusService(services.registry, services.database, keys, lookups_per_hour=10, clock=clock)
-    return DialogEngine(services.database, keys, status, idle_timeout=timedelta(minutes=30), clock=clock)
+    status = StatusService(
+        services.registry, services.database, keys, lookups_per_hour=10, clock=clock
+    )
+    return DialogEngine(
+        services.database, keys, status, idle_timeout=timedelta(minutes=30), clock=clock
+    )
 
 
 async def conversation_rows(services: Services) -> list[Conversation]:
@@ -98,7 +101,9 @@ async def test_consent_time_is_recorded_and_cleared_on_withdrawal(services: Serv
 
 async def test_concurrent_first_messages_from_one_chat_make_one_row(services: Services) -> None:
     engine = engine_with_clock(services, Clock())
-    await asyncio.gather(*(engine.handle("telegram", "55", Input(InputKind.START)) for _ in range(8)))
+    await asyncio.gather(
+        *(engine.handle("telegram", "55", Input(InputKind.START)) for _ in range(8))
+    )
     assert len(await conversation_rows(services)) == 1
 
 
@@ -116,20 +121,28 @@ async def test_rate_limit_counts_per_address_and_per_nik(
 ) -> None:
     clock = Clock()
     keys = KeyRing.from_secret(TEST_SECRET_KEY)
-    status = StatusService(services.registry, services.database, keys, lookups_per_hour=2, clock=clock)
+    status = StatusService(
+        services.registry, services.database, keys, lookups_per_hour=2, clock=clock
+    )
     person = sandbox.population.sample(1)[0]
     outcomes = [
-        await status.check(channel="ussd", address_hash=f"addr{n}", nik=person.nik, name=person.name)
+        await status.check(
+            channel="ussd", address_hash=f"addr{n}", nik=person.nik, name=person.name
+        )
         for n in range(3)
     ]
     assert [type(o).__name__ for o in outcomes] == ["StatusReport", "StatusReport", "LookupFailure"]
     clock.now += timedelta(hours=1, seconds=1)
-    again = await status.check(channel="ussd", address_hash="addr9", nik=person.nik, name=person.name)
+    again = await status.check(
+        channel="ussd", address_hash="addr9", nik=person.nik, name=person.name
+    )
     assert type(again).__name__ == "StatusReport"
     async with services.database.transaction() as session:
         attempts = list((await session.execute(select(LookupAttempt))).scalars())
         assert all(NIK not in a.key_hash and person.nik not in a.key_hash for a in attempts)
-        removed = await LookupAttemptRepository(session).forget_before(clock.now - timedelta(hours=1))
+        removed = await LookupAttemptRepository(session).forget_before(
+            clock.now - timedelta(hours=1)
+        )
     assert removed == 4  # the refused attempt was never counted
 
 

@@ -27,7 +27,9 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
+async def bot_app(
+    fake: FakeTelegram, services: Services
+) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
     application = build_telegram_application(
         fake.token,
         services.engine,
@@ -43,7 +45,9 @@ async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[Appli
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
     markup = message.get("reply_markup") or {}
-    return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row]
+    return [
+        (b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row
+    ]
 
 
 async def press(fake: FakeTelegram, message: dict[str, Any], key: str) -> dict[str, Any]:
@@ -67,7 +71,10 @@ async def test_commands_are_registered_per_language(
     english = [c["command"] for c in fake.commands(scope=scope, language_code="en")]
     assert indonesian[:3] == ["cek", "bahasa", "bantuan"]
     assert english[:3] == ["check", "language", "help"]
-    assert fake.commands(scope=scope)[0]["description"] != fake.commands(scope=scope, language_code="en")[0]["description"]
+    assert (
+        fake.commands(scope=scope)[0]["description"]
+        != fake.commands(scope=scope, language_code="en")[0]["description"]
+    )
 
 
 async def test_start_consent_check_nik_name_status(

@@ -96,15 +96,28 @@ def test_every_status_report_of_a_population_fits_one_screen(language: str) -> N
 
 def test_choices_are_numbered_and_text_steps_offer_navigation() -> None:
     menu = render_screen(
-        Reply("Menu", choices=router.prompt_for(DialogState("menu", "id")).choices, expects=Expect.CHOICE)
+        Reply(
+            "Menu",
+            choices=router.prompt_for(DialogState("menu", "id")).choices,
+            expects=Expect.CHOICE,
+        )
     )
-    assert menu.text.splitlines()[1:] == ["1 Cek status bansos", "2 Ganti bahasa", "3 Bantuan", "4 Privasi"]
+    assert menu.text.splitlines()[1:] == [
+        "1 Cek status bansos",
+        "2 Ganti bahasa",
+        "3 Bantuan",
+        "4 Privasi",
+    ]
     asking = render_screen(Reply("Masukkan NIK:", expects=Expect.TEXT, language="id"))
     assert asking.text == "Masukkan NIK:\n0 Kembali 00 Menu" and not asking.ends
 
 
 def test_an_oversized_body_is_cut_but_choices_survive() -> None:
-    reply = Reply("x" * 400, choices=router.prompt_for(DialogState("menu", "en")).choices, expects=Expect.CHOICE)
+    reply = Reply(
+        "x" * 400,
+        choices=router.prompt_for(DialogState("menu", "en")).choices,
+        expects=Expect.CHOICE,
+    )
     screen = render_screen(reply)
     assert len(screen.text) == SCREEN_LIMIT
     assert screen.text.endswith("4 Privacy")

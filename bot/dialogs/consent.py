@@ -41,7 +41,8 @@ def consent_prompt(state: DialogState, t: Translator) -> Reply:
         + "\n\n"
         + t.gettext("Do you agree?"),
         brief=t.gettext(
-            "DTSEN aid check. NIK & name only for this check, not kept. Free: no money/PIN/OTP ever."
+            "DTSEN aid check. NIK & name only for this check, not kept. "
+            "Free: no money/PIN/OTP ever."
         ),
         choices=(
             Choice("agree", t.gettext("Agree, check status")),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.dialogs.model import Choice, DialogState, Expect, Input, InputKind, Notice, Reply, Transition
+from bot.dialogs.model import (
+    Choice,
+    DialogState,
+    Expect,
+    Input,
+    InputKind,
+    Notice,
+    Reply,
+    Transition,
+)
 from bot.i18n import LANGUAGE_NAMES, SUPPORTED_LANGUAGES, Translator, translator
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.dialogs.status import handle_nik
 from bot.dialogs.model import Choice, DialogState, Expect, Input, InputKind, Reply, Transition
+from bot.dialogs.status import handle_nik
 from bot.i18n import Translator
 from bot.nik import NIK_LENGTH
 

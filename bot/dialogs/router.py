@@ -108,7 +108,9 @@ def step(state: DialogState, inp: Input) -> Transition:
         return _finish(_command(state, inp.value, t))
     if inp.kind is InputKind.CHOICE and inp.value not in state.offered:
         # A button from an older message: its moment has passed.
-        return _finish(Transition(state, notice=Notice(t.gettext("That button is no longer active."))))
+        return _finish(
+            Transition(state, notice=Notice(t.gettext("That button is no longer active.")))
+        )
     if state.step == "help" and inp.kind is InputKind.TEXT:
         # Reading help does not lose the place: typed text goes to the step before it.
         state = state.back_from_detour()
@@ -184,7 +186,7 @@ def _back(state: DialogState) -> DialogState:
 
 
 def _resolve_number(state: DialogState, inp: Input) -> Input:
-    """"2" typed where choices were offered means the second choice."""
+    """ "2" typed where choices were offered means the second choice."""
     text = inp.value.strip()
     if inp.kind is not InputKind.TEXT or not state.offered:
         return inp
@@ -205,8 +207,9 @@ def _not_usable(state: DialogState, inp: Input, t: Translator) -> Transition:
     if prompt.expects is Expect.CHOICE:
         count = len(prompt.choices)
         notice = Notice(
-            t.gettext("Please choose one of the options (reply with its number, 1–{count}).")
-            .format(count=count),
+            t.gettext(
+                "Please choose one of the options (reply with its number, 1–{count})."
+            ).format(count=count),
             t.gettext("Please choose 1–{count}.").format(count=count),
         )
         return Transition(state, notice=notice)

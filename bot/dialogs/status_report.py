@@ -42,13 +42,11 @@ _OTHER_REASON = (N_("another reason recorded by the registry"), N_("other reason
 
 
 def quarter_words(quarter: str, t: Translator) -> str:
-    """"2026Q4" → "Triwulan IV 2026" / "Q4 2026"."""
+    """ "2026Q4" → "Triwulan IV 2026" / "Q4 2026"."""
     year, _, number = quarter.partition("Q")
     if not (year.isdigit() and number.isdigit() and int(number) in _ROMAN):
         return quarter
-    return t.gettext("Q{number} {year}").format(
-        number=number, roman=_ROMAN[int(number)], year=year
-    )
+    return t.gettext("Q{number} {year}").format(number=number, roman=_ROMAN[int(number)], year=year)
 
 
 def decile_words(decile: int, t: Translator) -> str:
@@ -65,9 +63,7 @@ def render_report(report: StatusReport, t: Translator, choices: tuple[Choice, ..
 def _full_text(report: StatusReport, t: Translator) -> str:
     members = report.household.members
     lines = [
-        t.gettext("Social-aid status, {quarter}").format(
-            quarter=quarter_words(report.quarter, t)
-        ),
+        t.gettext("Social-aid status, {quarter}").format(quarter=quarter_words(report.quarter, t)),
         t.gettext("Name: {name}").format(name=report.name_masked),
         decile_words(report.household.decile, t),
         t.ngettext("{count} household member", "{count} household members", members).format(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Conversation, LookupAttempt
@@ -25,9 +27,8 @@ class ConversationRepository:
         row = await self._select_for_update(channel, address_hash)
         if row is not None:
             return row
-        insert = (
-            postgresql_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
-        )
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         values = {column.key: getattr(blank, column.key) for column in Conversation.__table__.c}
         await self._session.execute(insert(Conversation).values(values).on_conflict_do_nothing())
         row = await self._select_for_update(channel, address_hash)
@@ -63,4 +64,4 @@ class LookupAttemptRepository:
         result = await self._session.execute(
             delete(LookupAttempt).where(LookupAttempt.attempted_at < moment)
         )
-        return result.rowcount or 0
+        return cast(CursorResult[Any], result).rowcount or 0

@@ -60,8 +60,19 @@ def start(folder: Path) -> str:
         folder.chmod(0o700)
     subprocess.run(
         _as_cluster_owner(
-            [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust",
-             "-E", "UTF8", "--no-locale", "--no-sync"]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
         ),
         check=True,
         capture_output=True,
@@ -73,8 +84,17 @@ def start(folder: Path) -> str:
     )
     subprocess.run(
         _as_cluster_owner(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-             str(folder / "server.log"), "-w", "start"]
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(folder / "server.log"),
+                "-w",
+                "start",
+            ]
         ),
         check=True,
         capture_output=True,
