@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.crypto import KeyRing
 from bot.dialogs.engine import DialogEngine
+from bot.housekeeping import sweep_forever
 from bot.settings import Settings
 from bot.status_service import StatusService
 from bot.storage.database import Database, open_database
@@ -121,7 +122,11 @@ async def serve(settings: Settings) -> None:
                 )
                 await start_polling(telegram)
             await _print_welcome(settings, services, site_url(settings))
-            await _until_stopped()
+            housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now))
+            try:
+                await _until_stopped()
+            finally:
+                housekeeping.cancel()
         finally:
             if telegram is not None:
                 await stop_polling(telegram)

@@ -67,10 +67,12 @@ def build_telegram_application(
         .build()
     )
     application.bot_data[ENGINE_KEY] = engine
+    # New messages only: an edited message must not replay an answer already given.
+    new = filters.UpdateType.MESSAGE
     private = filters.ChatType.PRIVATE
     application.add_handler(CallbackQueryHandler(on_button))
-    application.add_handler(MessageHandler(private, on_message))
-    application.add_handler(MessageHandler(~private & filters.COMMAND, on_group_command))
+    application.add_handler(MessageHandler(new & private, on_message))
+    application.add_handler(MessageHandler(new & ~private & filters.COMMAND, on_group_command))
     application.add_error_handler(on_error)
     return application
 

@@ -20,6 +20,11 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
 
+    @property
+    def busy_chats(self) -> int:
+        """How many chats have an update in hand or waiting."""
+        return len(self._chat_locks)
+
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:

@@ -12,6 +12,7 @@ from bot.app import Services
 from bot.crypto import KeyRing
 from bot.dialogs.engine import DialogEngine
 from bot.dialogs.model import Input, InputKind
+from bot.housekeeping import Swept, sweep
 from bot.status_service import StatusService
 from bot.storage.database import open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
@@ -153,3 +154,20 @@ async def test_sqlite_file_is_created_under_its_folder(tmp_path: Path) -> None:
         assert (tmp_path / "nested" / "bot.sqlite3").exists()
     finally:
         await database.dispose()
+
+
+async def test_housekeeping_forgets_old_attempts_and_unconsented_strangers(
+    services: Services,
+) -> None:
+    clock = Clock()
+    engine = engine_with_clock(services, clock)
+    await engine.handle("telegram", "stranger", Input(InputKind.START))
+    await engine.handle("telegram", "citizen", Input(InputKind.START))
+    await engine.handle("telegram", "citizen", Input(InputKind.CHOICE, "agree"))
+    async with services.database.transaction() as session:
+        LookupAttemptRepository(session).record("address", "a" * 64, clock.now)
+    assert await sweep(services.database, clock.now) == Swept(0, 0)
+    swept = await sweep(services.database, clock.now + timedelta(days=2))
+    assert swept == Swept(lookup_attempts=1, conversations=1)
+    [row] = await conversation_rows(services)
+    assert row.consent_version is not None  # the person who agreed keeps language and consent

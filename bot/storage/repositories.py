@@ -43,6 +43,15 @@ class ConversationRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def forget_unconsented_idle_since(self, moment: datetime) -> int:
+        """Drop conversations of people who never agreed (or withdrew) and left long ago."""
+        result = await self._session.execute(
+            delete(Conversation).where(
+                Conversation.consent_version.is_(None), Conversation.updated_at < moment
+            )
+        )
+        return cast(CursorResult[Any], result).rowcount or 0
+
 
 class LookupAttemptRepository:
     def __init__(self, session: AsyncSession) -> None:
