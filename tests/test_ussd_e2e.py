@@ -101,10 +101,7 @@ async def test_unknown_nik_and_wrong_name_read_the_same(
     person = sandbox.population.sample(1)[0]
     answers = []
     for nik, name in [(person.nik, "Nama Yang Salah"), ("3302015708890003", person.name)]:
-        await phone.dial()
-        await phone.answer("1")
-        await phone.answer(nik)
-        answers.append(await phone.answer(name))
+        answers.append(await phone.check_status(nik, name))
     assert answers[0] == answers[1]
     assert answers[0].startswith("END ")
 
@@ -133,10 +130,7 @@ async def test_registry_down_is_a_clear_end_screen(
     person = sandbox.population.sample(1)[0]
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox.url}/sandbox/faults", json={"down": True})
-    await phone.dial()
-    await phone.answer("1")
-    await phone.answer(person.nik)
-    answer = await phone.answer(person.name)
+    answer = await phone.check_status(person.nik, person.name)
     assert answer.startswith("END ") and "coba lagi" in answer.lower()
 
 
@@ -146,10 +140,7 @@ async def test_many_lookups_from_one_phone_are_throttled(
     people = sandbox.population.sample(services.settings.lookups_per_hour + 1)
     answers = []
     for person in people:
-        await phone.dial()
-        await phone.answer("1")
-        await phone.answer(person.nik)
-        answers.append(await phone.answer(person.name))
+        answers.append(await phone.check_status(person.nik, person.name))
     assert all("END " in answer for answer in answers)
     assert "Terlalu banyak" in answers[-1]
     assert "Terlalu banyak" not in answers[-2]

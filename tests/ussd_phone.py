@@ -27,6 +27,13 @@ class UssdPhone:
         self.answers.append(text)
         return await self._post("*".join(self.answers))
 
+    async def check_status(self, nik: str, name: str) -> str:
+        """The whole status check from a dial: menu or consent `1`, NIK, name → last screen."""
+        await self.dial()
+        await self.answer("1")
+        await self.answer(nik)
+        return await self.answer(name)
+
     async def _post(self, text: str) -> str:
         form = {
             "sessionId": self.session_id,
