@@ -80,19 +80,21 @@ class DialogEngine:
         return resumed.reply
 
     async def _lock(self, session: AsyncSession, channel: str, address_hash: str) -> Conversation:
-        now = self._clock()
-        fresh = router.new_state(DEFAULT_LANGUAGE)
-        blank = Conversation(
-            channel=channel,
-            address_hash=address_hash,
-            language=fresh.language,
-            consent_version=None,
-            consented_at=None,
-            step=fresh.step,
-            sealed_data=None,
-            updated_at=now,
-            step_expires_at=now + self._idle_timeout,
-        )
+        def blank() -> Conversation:
+            now = self._clock()
+            fresh = router.new_state(DEFAULT_LANGUAGE)
+            return Conversation(
+                channel=channel,
+                address_hash=address_hash,
+                language=fresh.language,
+                consent_version=None,
+                consented_at=None,
+                step=fresh.step,
+                sealed_data=None,
+                updated_at=now,
+                step_expires_at=now + self._idle_timeout,
+            )
+
         return await ConversationRepository(session).lock(channel, address_hash, blank=blank)
 
     def _decode(self, row: Conversation) -> DialogState:

@@ -62,8 +62,15 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # One connection: SQLite has one writer at a time anyway, and waiting for the pool is a
+    # fair FIFO queue, whereas writers on many connections retry the lock in sleeps and
+    # can starve past the busy timeout under load ("database is locked").
     engine = create_async_engine(
-        url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        echo=echo,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=1,
+        max_overflow=0,
     )
 
     # pysqlite's own transaction handling defers BEGIN and then fails lock upgrades with

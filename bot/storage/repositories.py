@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,8 +19,10 @@ class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def lock(self, channel: str, address_hash: str, *, blank: Conversation) -> Conversation:
-        """The conversation row, locked until the transaction ends; `blank` if it is new.
+    async def lock(
+        self, channel: str, address_hash: str, *, blank: Callable[[], Conversation]
+    ) -> Conversation:
+        """The conversation row, locked until the transaction ends; made by `blank` if new.
 
         Two instances receiving updates for the same chat serialise here (FOR UPDATE on
         PostgreSQL; SQLite transactions are already exclusive).
@@ -29,7 +32,8 @@ class ConversationRepository:
             return row
         dialect = self._session.get_bind().dialect.name
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        values = {column.key: getattr(blank, column.key) for column in Conversation.__table__.c}
+        new = blank()
+        values = {column.key: getattr(new, column.key) for column in Conversation.__table__.c}
         await self._session.execute(insert(Conversation).values(values).on_conflict_do_nothing())
         row = await self._select_for_update(channel, address_hash)
         assert row is not None, "row inserted or already there"
