@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, _arguments: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+    from telegram.error import InvalidToken
+
     from bot.app import SchemaOutOfDate, serve
 
     try:
@@ -52,6 +55,14 @@ def _serve(settings: Settings, _arguments: argparse.Namespace) -> int:
     except SchemaOutOfDate as problem:
         print(f"bansos-bot: {problem}", file=sys.stderr)
         return 2
+    except InvalidToken:
+        print("bansos-bot: Telegram refused TELEGRAM_BOT_TOKEN (invalid token)", file=sys.stderr)
+        return 2
+    except (OSError, DBAPIError) as problem:
+        # A port in use or a database that does not answer: say which, in one line.
+        first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+        print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
+        return 1
     return 0
 
 

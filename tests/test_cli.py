@@ -163,3 +163,28 @@ async def test_migrate_then_serve_checks_the_postgresql_schema(
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run("serve", env=clean_env(tmp_path, HTTP_PORT=str(port)))
+    assert code == 1
+    assert "cannot start" in err and str(port) in err
+    assert "Traceback" not in err
+
+
+async def test_a_token_telegram_refuses_is_one_clear_line(tmp_path: Path) -> None:
+    async with running_fake_telegram() as fake:
+        env = clean_env(
+            tmp_path,
+            HTTP_PORT=str(free_port()),
+            TELEGRAM_BOT_TOKEN="123456:not-the-token-of-this-bot-at-all",
+            TELEGRAM_API_URL=fake.api_url,
+        )
+        code, _, err = await run("serve", env=env)
+    assert code == 2
+    assert "TELEGRAM_BOT_TOKEN" in err and "Traceback" not in err
+    assert "not-the-token" not in err
