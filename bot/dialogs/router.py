@@ -186,7 +186,7 @@ def _back(state: DialogState) -> DialogState:
 
 
 def _resolve_number(state: DialogState, inp: Input) -> Input:
-    """ "2" typed where choices were offered means the second choice."""
+    """A short number typed where choices were offered picks that choice (2 = second)."""
     text = inp.value.strip()
     if inp.kind is not InputKind.TEXT or not state.offered:
         return inp

@@ -42,7 +42,7 @@ _OTHER_REASON = (N_("another reason recorded by the registry"), N_("other reason
 
 
 def quarter_words(quarter: str, t: Translator) -> str:
-    """ "2026Q4" → "Triwulan IV 2026" / "Q4 2026"."""
+    """A quarter in words: 2026Q4 → "Triwulan IV 2026" / "Q4 2026"."""
     year, _, number = quarter.partition("Q")
     if not (year.isdigit() and number.isdigit() and int(number) in _ROMAN):
         return quarter
