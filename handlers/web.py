@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.storage.database import Database
+from handlers.simulator_page import page_language, render_simulator_page
 from handlers.ussd import (
     BadUssdRequest,
     UssdService,
@@ -18,7 +18,6 @@ from handlers.ussd import (
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
 DATABASE = web.AppKey("database", Database)
 
@@ -57,5 +56,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
-async def simulator_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "simulator.html")
+async def simulator_page(request: web.Request) -> web.Response:
+    language = page_language(request.query.get("lang"), request.headers.get(hdrs.ACCEPT_LANGUAGE))
+    return web.Response(
+        text=render_simulator_page(language),
+        content_type="text/html",
+        headers={hdrs.CONTENT_LANGUAGE: language, hdrs.VARY: hdrs.ACCEPT_LANGUAGE},
+    )

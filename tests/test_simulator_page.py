@@ -1,12 +1,14 @@
 """The USSD simulator page (GET /simulator) driven in headless Chromium against POST /ussd.
 
-Assertions lean on what does not depend on translations: CON/END, numbers, the NIK, and
-the exact screens a reference `UssdPhone` gets from the same server.
+Assertions on the USSD screens lean on what does not depend on translations: CON/END,
+numbers, the NIK, and the exact screens a reference `UssdPhone` gets from the same server.
+The page's own words are Indonesian unless the visitor asks for English.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from playwright.async_api import (
 from bot.app import Services
 from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
+from tests.support.html_page import PageReader, read_page
 from tests.ussd_phone import UssdPhone
 
 pytestmark = pytest.mark.browser
@@ -71,17 +74,18 @@ class Simulator:
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
 
-    async def open(self) -> Page:
+    async def open(self, path: str = "/simulator", *, locale: str = "id-ID") -> Page:
+        """The page in a browser set to `locale` (its Accept-Language): Indonesian unless told."""
         require_chromium()
         self.playwright = await async_playwright().start()
         self.browser = await self.playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
-        page = await self.browser.new_page(viewport=MOBILE)
+        page = await self.browser.new_page(viewport=MOBILE, locale=locale)
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.console_errors.append(f"pageerror: {error}"))
         page.on("request", lambda request: self.requests.append(request))
-        response = await page.goto(self.url("/simulator"))
+        response = await page.goto(self.url(path))
         assert response is not None and response.status == 200
         return page
 
@@ -163,7 +167,8 @@ async def test_status_check_and_redial_keep_the_phone(
     person = sandbox.population.sample(1, programme="PKH")[0]
     page = await simulator.open()
     state = page.get_by_test_id("session-state")
-    await expect(state).to_have_text("idle")
+    await expect(state).to_have_attribute("data-state", "idle")
+    await expect(state).to_have_text("siaga")
 
     await dial(page)
     await expect(state).to_have_text("CON")
@@ -246,7 +251,7 @@ async def test_page_is_self_contained_and_clean(simulator: Simulator) -> None:
 
 # The server's answer is replaced by a 502 here: one database is enough.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_sending_then_failure_shows_a_bilingual_error_and_dials_again(
+async def test_sending_then_failure_shows_an_indonesian_error_and_dials_again(
     simulator: Simulator,
 ) -> None:
     page = await simulator.open()
@@ -267,10 +272,10 @@ async def test_sending_then_failure_shows_a_bilingual_error_and_dials_again(
     await expect(page.get_by_test_id("send-button")).to_be_disabled()
     released.set()
 
-    await expect(state).to_have_text("error")
+    await expect(state).to_have_attribute("data-state", "error")
+    await expect(state).to_have_text("gagal")
     screen = page.get_by_test_id("screen")
-    await expect(screen).to_contain_text("Gagal terhubung")
-    await expect(screen).to_contain_text("Connection failed")
+    await expect(screen).to_have_text("Gagal terhubung. Coba lagi.")
     await expect(page.locator("#sending")).to_be_hidden()
     await expect(page.get_by_test_id("dial-button")).to_be_enabled()
 
@@ -279,7 +284,104 @@ async def test_sending_then_failure_shows_a_bilingual_error_and_dials_again(
     await expect(state).to_have_text("CON")
     await expect(page.get_by_test_id("dial-button")).to_be_hidden()  # mid-session
 
-    await page.get_by_role("button", name=re.compile("Batal")).click()  # hangs up locally
-    await expect(state).to_have_text("idle")
+    await page.get_by_role("button", name="Batal", exact=True).click()  # hangs up locally
+    await expect(state).to_have_attribute("data-state", "idle")
+    await expect(screen).to_have_text("Sesi dibatalkan.")
     await expect(page.get_by_test_id("reply-input")).to_be_hidden()
     await expect(page.get_by_test_id("dial-button")).to_be_enabled()
+
+
+# What a person reads on the page in each language: none of it may leak into the other.
+ENGLISH_LABELS = {"Dial", "Send", "Cancel", "Your reply", "Service code", "New number", "Keypad"}
+INDONESIAN_LABELS = {"Panggil", "Kirim", "Batal", "Jawaban Anda", "Kode layanan", "Nomor baru"}
+
+
+async def fetch_page(
+    simulator: Simulator, path: str, headers: dict[str, str] | None = None
+) -> tuple[aiohttp.ClientResponse, PageReader]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(simulator.url(path), headers=headers or {}) as response,
+    ):
+        assert response.status == 200
+        assert response.content_type == "text/html" and response.charset == "utf-8"
+        return response, read_page(await response.text())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/", "/simulator"])
+async def test_page_is_indonesian_by_default_without_english_labels(
+    simulator: Simulator, path: str
+) -> None:
+    response, page = await fetch_page(simulator, path)
+    assert page.html_lang == "id" and response.headers["Content-Language"] == "id"
+    assert "Accept-Language" in response.headers["Vary"]
+    words = page.words()
+    assert words >= INDONESIAN_LABELS
+    assert words & ENGLISH_LABELS == set()
+    texts = json.loads(page.scripts["texts"])
+    assert texts["failed"] == "Gagal terhubung. Coba lagi."
+    assert texts["cancelled"] == "Sesi dibatalkan."
+    # The only English is the way to the English page, named in its own language.
+    assert "English" in words and "Bahasa Indonesia" not in words
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/simulator?lang=en", {}),
+        ("/simulator", {"Accept-Language": "en-US"}),
+        ("/?lang=en", {"Accept-Language": "id-ID,id;q=0.9"}),  # the link beats the browser
+        ("/simulator", {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8"}),
+    ],
+)
+async def test_english_is_served_on_request(
+    simulator: Simulator, path: str, headers: dict[str, str]
+) -> None:
+    response, page = await fetch_page(simulator, path, headers)
+    assert page.html_lang == "en" and response.headers["Content-Language"] == "en"
+    words = page.words()
+    assert words >= ENGLISH_LABELS
+    assert words & INDONESIAN_LABELS == set()
+    assert json.loads(page.scripts["texts"])["failed"] == "Connection failed. Try again."
+    assert "Bahasa Indonesia" in words and "English" not in words
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_indonesian_link_overrides_an_english_browser(simulator: Simulator) -> None:
+    _, page = await fetch_page(simulator, "/simulator?lang=id", {"Accept-Language": "en-US"})
+    assert page.html_lang == "id" and page.words() >= INDONESIAN_LABELS
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_language_switch_keeps_the_phone_number(simulator: Simulator) -> None:
+    page = await simulator.open()
+    await expect(page.locator("html")).to_have_attribute("lang", "id")
+    await expect(page.get_by_test_id("dial-button")).to_have_text("Panggil")
+    number = await page.get_by_test_id("phone-number").inner_text()
+    assert re.fullmatch(r"\+62800\d{7}", number)
+
+    await page.get_by_role("link", name="English", exact=True).click()
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert urlsplit(page.url).query == "lang=en"
+    await expect(page.get_by_test_id("dial-button")).to_have_text("Dial")
+    await expect(page.get_by_test_id("session-state")).to_have_text("idle")
+    await expect(page.get_by_test_id("phone-number")).to_have_text(number)
+
+    # The English page works the same, with English words from the script too.
+    await dial(page)
+    await expect(page.get_by_test_id("session-state")).to_have_text("CON")
+    await page.get_by_role("button", name="Cancel", exact=True).click()
+    await expect(page.get_by_test_id("screen")).to_have_text("Session cancelled.")
+    await page.screenshot(path="/tmp/simulator-en.png", full_page=True)
+
+    await page.get_by_role("link", name="Bahasa Indonesia", exact=True).click()
+    await expect(page.locator("html")).to_have_attribute("lang", "id")
+    await expect(page.get_by_test_id("phone-number")).to_have_text(number)
+    await page.get_by_role("button", name="Nomor baru").click()
+    renewed = await page.get_by_test_id("phone-number").inner_text()
+    assert renewed != number
+    await expect(page.get_by_test_id("screen")).to_have_text(f"Nomor baru: {renewed}")
+    await page.screenshot(path="/tmp/simulator-id.png", full_page=True)
+    assert simulator.console_errors == []
