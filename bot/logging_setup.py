@@ -18,6 +18,7 @@ _LIBRARY_FLOORS = {
     "asyncpg": logging.WARNING,
     "sqlalchemy.engine": logging.WARNING,
     "aiohttp.access": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,  # one line per plugin at every start
 }
 
 
