@@ -15,7 +15,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -141,11 +141,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None or chat is None or chat.type != ChatType.PRIVATE:
         return
     await query.answer()
-    if isinstance(query.message, Message) and query.message.text:
+    message = query.message
+    chosen = _label_of(message, query.data) if isinstance(message, Message) else None
+    if isinstance(message, Message) and message.text and chosen:
         # Keep the question readable but spent: show what was chosen, drop the buttons.
-        chosen = _label_of(query.message, query.data)
-        text = f"{query.message.text}\n\n» {chosen}" if chosen else query.message.text
-        await query.edit_message_text(text, reply_markup=None)
+        # A second tap on the same message finds no buttons left and edits nothing.
+        try:
+            await query.edit_message_text(f"{message.text}\n\n» {chosen}", reply_markup=None)
+        except BadRequest:
+            log.info("could not mark a spent question; answering anyway")
     reply = await _engine(context).handle(
         CHANNEL, str(chat.id), Input(InputKind.CHOICE, query.data or "")
     )

@@ -198,3 +198,17 @@ async def test_group_chats_are_sent_to_a_private_chat(
     fake.send_command(group, "/cek", user_id=CHAT)
     reply = await fake.next_reply(group)
     assert "pribadi" in reply["text"].lower() or "private" in reply["text"].lower()
+
+
+async def test_a_second_tap_on_a_spent_question_only_says_it_is_spent(
+    fake: FakeTelegram, bot_app: Application[Any, Any, Any, Any, Any, Any]
+) -> None:
+    fake.send_command(CHAT, "/start")
+    notice = await fake.next_reply(CHAT)
+    fake.press_button(CHAT, notice["message_id"], "agree")
+    fake.press_button(CHAT, notice["message_id"], "agree")
+    first = await fake.next_reply(CHAT)
+    second = await fake.next_reply(CHAT)
+    assert "NIK" in first["text"]
+    assert second["text"].startswith("Tombol itu sudah tidak berlaku")
+    assert all("Terjadi" not in m["text"] for m in fake.messages_to(CHAT))  # no error reply
