@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
 from bot.app import Services
@@ -16,7 +18,7 @@ from bot.housekeeping import Swept, sweep
 from bot.status_service import StatusService
 from bot.storage.database import open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
-from bot.storage.models import Conversation, LookupAttempt
+from bot.storage.models import Base, Conversation, LookupAttempt
 from bot.storage.repositories import LookupAttemptRepository
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
@@ -171,3 +173,18 @@ async def test_housekeeping_forgets_old_attempts_and_unconsented_strangers(
     assert swept == Swept(lookup_attempts=1, conversations=1)
     [row] = await conversation_rows(services)
     assert row.consent_version is not None  # the person who agreed keeps language and consent
+
+
+async def test_models_and_migrations_describe_the_same_schema(database_url: str) -> None:
+    database = open_database(database_url)
+    try:
+        await upgrade_to_head(database)
+        async with database.engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await database.dispose()
+    assert differences == []
