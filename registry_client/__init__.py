@@ -7,15 +7,31 @@ from registry_client.errors import (
     RegistryRejected,
     RegistryUnavailable,
 )
-from registry_client.models import Household, ProgrammeStatus, StatusReport
+from registry_client.models import (
+    STAGES,
+    Household,
+    PhotoPart,
+    ProgrammeStatus,
+    Stage,
+    StatusReport,
+    SubmissionReceipt,
+    TicketUpdate,
+    UpdatesPage,
+)
 
 __all__ = [
+    "STAGES",
     "Household",
+    "PhotoPart",
     "ProgrammeStatus",
     "RegistryBadResponse",
     "RegistryClient",
     "RegistryError",
     "RegistryRejected",
     "RegistryUnavailable",
+    "Stage",
     "StatusReport",
+    "SubmissionReceipt",
+    "TicketUpdate",
+    "UpdatesPage",
 ]

@@ -14,8 +14,8 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -23,29 +23,41 @@ from typing import Final, Self, cast
 
 import aiohttp
 
-from registry_client.errors import RegistryBadResponse, RegistryRejected, RegistryUnavailable
+from registry_client import wire
+from registry_client.errors import (
+    RegistryBadResponse,
+    RegistryError,
+    RegistryRejected,
+    RegistryUnavailable,
+)
 from registry_client.models import (
-    Household,
-    ProgrammeState,
-    ProgrammeStatus,
+    PhotoPart,
     StatusReport,
+    SubmissionReceipt,
+    TicketUpdate,
+    UpdatesPage,
 )
 
 logger = logging.getLogger(__name__)
 
-_QUARTER: Final = re.compile(r"[0-9]{4}Q[1-4]")
-_KECAMATAN: Final = re.compile(r"[0-9]{6}")
-_NIK: Final = re.compile(r"[0-9]{16}")
-# Codes are checked for shape, not membership: a programme or reason the registry adds
-# later must not break every look-up; the bot words unknown ones generically.
-_PROGRAMME_CODE: Final = re.compile(r"[A-Z][A-Z0-9-]{0,15}")
-# Error codes end up in exception messages and logs; anything else than a plain code
-# (which could echo what was sent) is treated as a broken answer.
-_ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_STATES: Final[tuple[ProgrammeState, ...]] = ("active", "ended", "refused")
-
-
 _ATTEMPT: Final = "registry %s: attempt %d/%d request_id=%s"
+_CHUNK_BYTES: Final = 64 * 1024
+# Our own ids go into a header and a URL path: a plain token needs no escaping there.
+_SUBMISSION_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What one call sends, the same on every attempt."""
+
+    method: str
+    path: str
+    operation: str
+    json: Mapping[str, object] | None = None
+    params: Mapping[str, str] | None = None
+    multipart: aiohttp.MultipartWriter | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,15 @@ class _Answer:
     content_type: str
     body: bytes
     retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that a later one may get past: no answer in time, or HTTP 429 or 5xx."""
+
+    what: str
+    retry_after: float | None = None
+    cause: BaseException | None = None
 
 
 class RegistryClient:
@@ -68,11 +89,14 @@ class RegistryClient:
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.2,
+        max_answer_bytes: int = 1_048_576,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
         if timeout <= 0 or retries < 0 or backoff < 0:
             raise ValueError("timeout must be positive, retries and backoff not negative")
+        if max_answer_bytes <= 0:
+            raise ValueError("max_answer_bytes must be positive")
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._session = session
@@ -80,6 +104,7 @@ class RegistryClient:
         self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
+        self._max_answer_bytes = max_answer_bytes
 
     async def close(self) -> None:
         """Close the HTTP session if this client created it; a shared one is left open."""
@@ -107,14 +132,14 @@ class RegistryClient:
         `deadline` bounds the whole call, retries included, in seconds: past it the call
         raises RegistryUnavailable instead of waiting on.
         """
-        answer = await self._call(
+        request = _Request(
             "POST",
             "/v1/status/lookup",
-            operation="status lookup",
-            body={"nik": nik, "name": name, "channel": channel},
-            deadline=deadline,
+            "status lookup",
+            json={"nik": nik, "name": name, "channel": channel},
         )
-        return _parse_status(answer)
+        document = await self._call_json(request, deadline=deadline)
+        return wire.status_report(document, request.operation)
 
     async def sample_people(
         self, limit: int, programme: str | None = None
@@ -123,10 +148,69 @@ class RegistryClient:
         params = {"limit": str(limit)}
         if programme is not None:
             params["programme"] = programme
-        answer = await self._call(
-            "GET", "/sandbox/people", operation="sandbox people", params=params
+        request = _Request("GET", "/sandbox/people", "sandbox people", params=params)
+        return wire.people(await self._call_json(request), request.operation)
+
+    async def submit(
+        self,
+        submission_id: str,
+        document: Mapping[str, object],
+        photos: Sequence[PhotoPart],
+        *,
+        # A plain number, not asyncio.timeout: it bounds the one attempt, not the caller.
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> SubmissionReceipt:
+        """File a submission and its photos; the receipt carries the registry's ticket.
+
+        Exactly one attempt: the caller (an outbox) schedules the next one itself, and the
+        Idempotency-Key makes a re-send return the first ticket instead of a second one.
+        Raises RegistryRejected when the registry refuses for good (422), and
+        RegistryUnavailable when a later attempt may succeed; its retry_after says when
+        the registry asked to be called again. `timeout` defaults to the client's.
+        """
+        _check_submission_id(submission_id)
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        request = _Request(
+            "POST",
+            "/v1/participation/submissions",
+            "submission",
+            multipart=_submission_form(document, photos),
+            headers={"Idempotency-Key": submission_id},
         )
-        return _parse_people(answer)
+        answer = await self._call(request, retries=0, attempt_timeout=timeout)
+        # 202: a new ticket; 200: this key was received before and keeps its first ticket.
+        if answer.status not in (200, 202):
+            raise RegistryBadResponse(f"{request.operation}: unexpected HTTP {answer.status}")
+        receipt = _decode_json(answer, request.operation)
+        return wire.receipt(receipt, request.operation, replayed=answer.status == 200)
+
+    async def ticket_updates(self, cursor: str | None, *, limit: int = 500) -> UpdatesPage:
+        """Tickets whose stage changed, oldest first, read on from `cursor` (None: from the
+        start); the page's next_cursor is where the next call reads on."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        params = {"limit": str(limit)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        request = _Request("GET", "/v1/participation/updates", "ticket updates", params=params)
+        return wire.updates_page(await self._call_json(request), request.operation)
+
+    async def ticket(self, submission_id: str) -> TicketUpdate | None:
+        """The current stage of the ticket of `submission_id`; None when the registry has
+        no such submission (HTTP 404 with an error document)."""
+        _check_submission_id(submission_id)
+        request = _Request("GET", f"/v1/participation/submissions/{submission_id}", "ticket")
+        try:
+            document = await self._call_json(request)
+        except RegistryRejected as refused:
+            if refused.http_status == 404:
+                return None
+            raise
+        update = wire.ticket_update(document, request.operation)
+        if update.submission_id != submission_id:
+            raise RegistryBadResponse(f"{request.operation}: answer is about another submission")
+        return update
 
     def _http(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop, as aiohttp wants.
@@ -134,122 +218,179 @@ class RegistryClient:
             self._session = aiohttp.ClientSession()
         return self._session
 
+    async def _call_json(self, request: _Request, *, deadline: float | None = None) -> object:
+        """The decoded JSON of a 2xx answer to a read-only request, retries allowed."""
+        answer = await self._call(request, deadline=deadline)
+        return _decode_json(answer, request.operation)
+
     async def _call(
         self,
-        method: str,
-        path: str,
+        request: _Request,
         *,
-        operation: str,
-        body: Mapping[str, object] | None = None,
-        params: Mapping[str, str] | None = None,
         deadline: float | None = None,
-    ) -> object:
-        """One read-only call with bounded retries; returns the decoded JSON of a 2xx answer.
+        retries: int | None = None,
+        attempt_timeout: float | None = None,
+    ) -> _Answer:
+        """The 2xx answer to `request`, with up to `retries` (default: the client's) more
+        attempts after a failure a later attempt may get past.
 
-        Only for calls that are safe to repeat: a retried request may have reached the
-        registry already.
+        Retries only suit a request that is safe to repeat: a failed attempt may have
+        reached the registry already.
         """
+        retries = self._retries if retries is None else retries
+        per_attempt = self._timeout if attempt_timeout is None else attempt_timeout
         give_up_at = None if deadline is None else time.monotonic() + deadline
-        attempts = self._retries + 1
-        failure = "no attempt made"
-        retry_after: float | None = None
-        last_error: BaseException | None = None
+        attempts = retries + 1
+        last: _Failure | None = None
         for attempt in range(1, attempts + 1):
-            budget = self._timeout
+            budget = per_attempt
             if give_up_at is not None:
                 budget = min(budget, give_up_at - time.monotonic())
-                if budget <= 0:
-                    raise RegistryUnavailable(
-                        f"{operation}: deadline passed after {attempt - 1} attempt(s) "
-                        f"(last: {failure})",
-                        retry_after=retry_after,
-                    )
-            request_id = str(uuid.uuid4())
-            where = (operation, attempt, attempts, request_id)
-            logger.debug(_ATTEMPT, *where)
-            started = time.monotonic()
-            try:
-                answer = await self._send(method, path, body, params, request_id, budget)
-            except (aiohttp.ClientError, TimeoutError) as error:
-                # The class name says enough (timeout, refused, reset) and carries no data.
-                failure, retry_after, last_error = type(error).__name__, None, error
-                logger.warning(_ATTEMPT + " failed: %s", *where, failure)
-            else:
-                elapsed_ms = (time.monotonic() - started) * 1000
-                logger.debug(
-                    _ATTEMPT + " status=%d elapsed_ms=%d", *where, answer.status, elapsed_ms
+            if budget <= 0:
+                raise _unavailable(
+                    request.operation, f"deadline passed after {attempt - 1} attempt(s)", last
                 )
-                if 200 <= answer.status < 300:
-                    return _decode_json(answer.body, answer.content_type, operation)
-                if answer.status != 429 and answer.status < 500:
-                    raise _refusal(answer.status, answer.body, answer.content_type, operation)
-                failure, retry_after, last_error = f"HTTP {answer.status}", answer.retry_after, None
-                logger.warning(
-                    _ATTEMPT + " status=%d retry_after=%s", *where, answer.status, retry_after
-                )
-            if attempt == attempts:
-                break
-            await self._wait_before_retry(attempt, retry_after, give_up_at, operation, failure)
-        raise RegistryUnavailable(
-            f"{operation}: registry unavailable after {attempts} attempt(s) (last: {failure})",
-            retry_after=retry_after,
-        ) from last_error
+            outcome = await self._attempt(request, attempt, attempts, budget)
+            if isinstance(outcome, _Answer):
+                return outcome
+            last = outcome
+            if attempt < attempts:
+                await self._wait_before_retry(attempt, last, give_up_at, per_attempt, request)
+        raise _unavailable(
+            request.operation, f"registry unavailable after {attempts} attempt(s)", last
+        ) from (last.cause if last is not None else None)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, object] | None,
-        params: Mapping[str, str] | None,
-        request_id: str,
-        budget: float,
-    ) -> _Answer:
+    async def _attempt(
+        self, request: _Request, attempt: int, attempts: int, budget: float
+    ) -> _Answer | _Failure:
+        """One attempt: a 2xx answer, a failure worth another attempt, or, raised, the
+        exception for any other answer."""
+        request_id = str(uuid.uuid4())
+        where = (request.operation, attempt, attempts, request_id)
+        logger.debug(_ATTEMPT, *where)
+        started = time.monotonic()
+        try:
+            answer = await self._send(request, request_id, budget)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            # The class name says enough (timeout, refused, reset) and carries no data.
+            logger.warning(_ATTEMPT + " failed: %s", *where, type(error).__name__)
+            return _Failure(type(error).__name__, cause=error)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        logger.debug(_ATTEMPT + " status=%d elapsed_ms=%d", *where, answer.status, elapsed_ms)
+        if 200 <= answer.status < 300:
+            return answer
+        if _worth_another_attempt(answer.status):
+            logger.warning(
+                _ATTEMPT + " status=%d retry_after=%s", *where, answer.status, answer.retry_after
+            )
+            return _Failure(f"HTTP {answer.status}", answer.retry_after)
+        raise _refusal(answer, request.operation)
+
+    async def _send(self, request: _Request, request_id: str, budget: float) -> _Answer:
         """One HTTP request, body read included, within `budget` seconds."""
         headers = {
             "Authorization": f"Bearer {self._token}",
             "X-Request-ID": request_id,
             "Accept": "application/json",
+            **request.headers,
         }
         async with (
             asyncio.timeout(budget),
             self._http().request(
-                method,
-                f"{self._base_url}{path}",
-                json=body,
-                params=params,
+                request.method,
+                f"{self._base_url}{request.path}",
+                json=request.json,
+                params=request.params,
+                data=request.multipart,
                 headers=headers,
                 allow_redirects=False,
             ) as response,
         ):
+            # The body of a 429 or 5xx is never looked at, so never read.
+            worth_reading = not _worth_another_attempt(response.status)
             return _Answer(
                 status=response.status,
                 content_type=response.content_type,
-                body=await response.read(),
+                body=await self._read_body(response, request.operation) if worth_reading else b"",
                 retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
             )
+
+    async def _read_body(self, response: aiohttp.ClientResponse, operation: str) -> bytes:
+        """The body, refused as soon as it passes max_answer_bytes: a broken registry or a
+        proxy must not fill the memory. Counted after decompression, so a small gzip bomb
+        is refused too."""
+        cap = self._max_answer_bytes
+        if response.content_length is not None and response.content_length > cap:
+            response.close()  # the rest is never read; the connection is not reused
+            raise _too_large(operation, cap)
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            body += chunk
+            if len(body) > cap:
+                response.close()
+                raise _too_large(operation, cap)
+        return bytes(body)
 
     async def _wait_before_retry(
         self,
         attempt: int,
-        retry_after: float | None,
+        last: _Failure,
         give_up_at: float | None,
-        operation: str,
-        failure: str,
+        attempt_timeout: float,
+        request: _Request,
     ) -> None:
         # Jitter spreads the retries of many clients that failed at the same moment.
         delay = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)  # noqa: S311
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        if last.retry_after is not None:
+            delay = max(delay, last.retry_after)
         # Without a deadline, a wait longer than one request's timeout is the caller's to
         # schedule (an outbox retries later); a USSD caller's deadline is usually tighter.
-        room = self._timeout if give_up_at is None else give_up_at - time.monotonic()
+        room = attempt_timeout if give_up_at is None else give_up_at - time.monotonic()
         if delay >= room:
-            raise RegistryUnavailable(
-                f"{operation}: gave up after {attempt} attempt(s), the next one would come "
-                f"too late (last: {failure})",
-                retry_after=retry_after,
+            raise _unavailable(
+                request.operation,
+                f"gave up after {attempt} attempt(s), the next one would come too late",
+                last,
             )
         await asyncio.sleep(delay)
+
+
+def _worth_another_attempt(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _unavailable(operation: str, what: str, last: _Failure | None) -> RegistryUnavailable:
+    failure = "no attempt made" if last is None else last.what
+    return RegistryUnavailable(
+        f"{operation}: {what} (last: {failure})",
+        retry_after=None if last is None else last.retry_after,
+    )
+
+
+def _too_large(operation: str, cap: int) -> RegistryBadResponse:
+    return RegistryBadResponse(f"{operation}: answer larger than {cap} bytes")
+
+
+def _check_submission_id(submission_id: str) -> None:
+    if not _SUBMISSION_ID.fullmatch(submission_id):
+        raise ValueError("a submission id is 1 to 64 letters, digits or hyphens")
+
+
+def _submission_form(
+    document: Mapping[str, object], photos: Sequence[PhotoPart]
+) -> aiohttp.MultipartWriter:
+    """The multipart body of a submission: its JSON first, then one part per photo."""
+    form = aiohttp.MultipartWriter("form-data")
+    submission = json.dumps(document, ensure_ascii=False, allow_nan=False).encode()
+    part = form.append(submission, {"Content-Type": "application/json"})
+    part.set_content_disposition("form-data", name="submission")
+    for photo in photos:
+        # The hash names the file in a header: it must be what a hash looks like.
+        if not _SHA256.fullmatch(photo.sha256):
+            raise ValueError("a photo's sha256 must be 64 lowercase hex digits")
+        part = form.append(photo.content, {"Content-Type": photo.content_type})
+        part.set_content_disposition("form-data", name="photo", filename=f"{photo.sha256}.jpg")
+    return form
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -272,155 +413,25 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(seconds, 0.0)
 
 
-def _decode_json(raw: bytes, content_type: str, operation: str) -> object:
-    if content_type != "application/json":
+def _decode_json(answer: _Answer, operation: str) -> object:
+    if answer.content_type != "application/json":
         raise RegistryBadResponse(f"{operation}: answer is not JSON")
     try:
-        return cast(object, json.loads(raw))
+        return cast(object, json.loads(answer.body))
     except (UnicodeDecodeError, ValueError):
-        # `from None`: a JSON error keeps the whole document, which must not reach a log.
-        raise RegistryBadResponse(f"{operation}: answer is malformed JSON") from None
+        pass
+    # Raised out here, not from the except block: a JSON error keeps the whole document,
+    # so it must be neither __cause__ nor __context__ of what may end up in a log.
+    raise RegistryBadResponse(f"{operation}: answer is malformed JSON")
 
 
-def _refusal(status: int, raw: bytes, content_type: str, operation: str) -> Exception:
-    """The exception for a 4xx answer (other than 429)."""
+def _refusal(answer: _Answer, operation: str) -> RegistryError:
+    """The exception for a 4xx answer (other than 429), or any other unexpected status."""
     try:
-        document = _decode_json(raw, content_type, operation)
+        document = _decode_json(answer, operation)
     except RegistryBadResponse:
-        return RegistryBadResponse(f"{operation}: HTTP {status} without an error document")
-    error = document.get("error") if isinstance(document, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    if not isinstance(code, str) or not _ERROR_CODE.fullmatch(code):
-        return RegistryBadResponse(f"{operation}: HTTP {status} without a valid error code")
-    return RegistryRejected(code, http_status=status)
-
-
-# --- strict parsing of answers ----------------------------------------------------------
-
-
-def _bad(where: str, expected: str) -> RegistryBadResponse:
-    return RegistryBadResponse(f"malformed registry answer: {where} must be {expected}")
-
-
-def _object(value: object, where: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise _bad(where, "an object")
-    return cast(dict[str, object], value)
-
-
-def _integer(document: dict[str, object], key: str, where: str, low: int, high: int) -> int:
-    value = document.get(key)
-    # bool is an int in Python, but `true` is no decile.
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _bad(f"{where}.{key}", f"an integer from {low} to {high}")
-    return value
-
-
-def _matching(
-    document: dict[str, object], key: str, where: str, pattern: re.Pattern[str], expected: str
-) -> str:
-    value = document.get(key)
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _bad(f"{where}.{key}", expected)
-    return value
-
-
-def _quarter(document: dict[str, object], key: str, where: str, *, required: bool) -> str | None:
-    if document.get(key) is None and not required:
-        return None
-    return _matching(document, key, where, _QUARTER, "a quarter like 2026Q4")
-
-
-def _choice(
-    document: dict[str, object], key: str, where: str, allowed: tuple[str, ...], *, required: bool
-) -> str | None:
-    value = document.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or value not in allowed:
-        raise _bad(f"{where}.{key}", f"one of {', '.join(allowed)}")
-    return value
-
-
-def _reason_code(document: dict[str, object], where: str, *, required: bool) -> str | None:
-    if document.get("reason_code") is None and not required:
-        return None
-    return _matching(document, "reason_code", where, _ERROR_CODE, "a reason code like deceased")
-
-
-def _timestamp(document: dict[str, object], key: str, where: str) -> datetime:
-    value = document.get(key)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.utcoffset() is not None:
-            return parsed
-    raise _bad(f"{where}.{key}", "an ISO-8601 time with a UTC offset")
-
-
-def _parse_status(answer: object) -> StatusReport | None:
-    document = _object(answer, "answer")
-    found = document.get("found")
-    if not isinstance(found, bool):
-        raise _bad("answer.found", "true or false")
-    if not found:
-        return None
-    name_masked = document.get("name_masked")
-    if not isinstance(name_masked, str) or not name_masked:
-        raise _bad("answer.name_masked", "a non-empty string")
-    household = _object(document.get("household"), "answer.household")
-    programmes = document.get("programmes")
-    if not isinstance(programmes, list):
-        raise _bad("answer.programmes", "a list")
-    return StatusReport(
-        quarter=_matching(document, "quarter", "answer", _QUARTER, "a quarter like 2026Q4"),
-        name_masked=name_masked,
-        household=Household(
-            decile=_integer(household, "decile", "answer.household", 1, 10),
-            kecamatan_code=_matching(
-                household, "kecamatan_code", "answer.household", _KECAMATAN, "a 6-digit code"
-            ),
-            members=_integer(household, "members", "answer.household", 1, 99),
-        ),
-        programmes=tuple(
-            _programme(item, f"answer.programmes[{index}]") for index, item in enumerate(programmes)
-        ),
-        updated_at=_timestamp(document, "updated_at", "answer"),
-    )
-
-
-def _programme(item: object, where: str) -> ProgrammeStatus:
-    document = _object(item, where)
-    code = _matching(document, "code", where, _PROGRAMME_CODE, "a programme code like PKH")
-    status = cast(ProgrammeState, _choice(document, "status", where, _STATES, required=True))
-    amount = document.get("amount_idr")
-    if amount is not None:
-        amount = _integer(document, "amount_idr", where, 0, 10**12)
-    return ProgrammeStatus(
-        code=code,
-        status=status,
-        # What each state must say: since when it runs, or until when and why it stopped.
-        since=_quarter(document, "since", where, required=status == "active"),
-        until=_quarter(document, "until", where, required=status == "ended"),
-        amount_idr=amount,
-        period=_quarter(document, "period", where, required=False),
-        reason_code=_reason_code(document, where, required=status != "active"),
-    )
-
-
-def _parse_people(answer: object) -> list[tuple[str, str]]:
-    document = _object(answer, "answer")
-    items = document.get("items")
-    if not isinstance(items, list):
-        raise _bad("answer.items", "a list")
-    people = []
-    for index, item in enumerate(items):
-        person = _object(item, f"answer.items[{index}]")
-        nik = _matching(person, "nik", f"answer.items[{index}]", _NIK, "a 16-digit NIK")
-        name = person.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad(f"answer.items[{index}].name", "a non-empty string")
-        people.append((nik, name))
-    return people
+        return RegistryBadResponse(f"{operation}: HTTP {answer.status} without an error document")
+    code = wire.error_code(document)
+    if code is None:
+        return RegistryBadResponse(f"{operation}: HTTP {answer.status} without a valid error code")
+    return RegistryRejected(code, http_status=answer.status)

@@ -48,3 +48,78 @@ class StatusReport:
     household: Household
     programmes: tuple[ProgrammeStatus, ...]
     updated_at: datetime
+
+
+# --- participation queue (REGISTRY_API.md sections 2 and 3) ------------------------------
+
+SUBMISSION_KINDS: Final = ("proposal", "objection", "correction")
+
+# Where a ticket stands: received → in_verification → accepted | rejected; received → withdrawn.
+Stage = Literal["received", "in_verification", "accepted", "rejected", "withdrawn"]
+STAGES: Final[tuple[Stage, ...]] = (
+    "received",
+    "in_verification",
+    "accepted",
+    "rejected",
+    "withdrawn",
+)
+OPEN_STAGES: Final[tuple[Stage, ...]] = ("received", "in_verification")
+
+# Why a submission is refused for good (HTTP 422); the filer is told in plain words.
+SUBMISSION_REFUSALS: Final = (
+    "invalid_nik",
+    "photo_missing",
+    "photo_unreadable",
+    "duplicate_open_ticket",
+    "outside_area",
+)
+
+# Why a verified ticket was rejected (stage `rejected`).
+TICKET_REASON_CODES: Final = (
+    "evidence_insufficient",
+    "field_check_disagrees",
+    "outside_criteria",
+    "duplicate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoPart:
+    """One photo of a submission, sent as a `photo` part in the order of `photos`."""
+
+    sha256: str
+    role: str
+    content: bytes
+    content_type: str = "image/jpeg"
+
+    def __repr__(self) -> str:  # a house photo is personal data: keep bytes out of logs
+        return f"PhotoPart(role={self.role!r}, sha256={self.sha256[:12]}…, {len(self.content)} B)"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionReceipt:
+    """The registry's answer to a submission: its ticket. `replayed` is True when the
+    same Idempotency-Key had been received before (HTTP 200 instead of 202)."""
+
+    ticket: str
+    status: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TicketUpdate:
+    """A ticket's stage as the registry reports it."""
+
+    ticket: str
+    submission_id: str
+    stage: Stage
+    reason_code: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatesPage:
+    """One page of `GET /v1/participation/updates`; `next_cursor` reads on from here."""
+
+    items: tuple[TicketUpdate, ...]
+    next_cursor: str | None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import gzip
 import json
 import logging
 import time
@@ -568,3 +570,130 @@ async def test_codes_added_by_the_registry_later_do_not_break_look_ups(
     assert report is not None
     assert report.programmes[0].code == "PKH-PLUS"
     assert report.programmes[2].reason_code == "new_policy_2027"
+
+
+# --- answers have a size cap ----------------------------------------------------------------
+
+
+async def test_an_answer_of_exactly_the_cap_is_read_and_one_byte_more_is_refused(
+    fake: FakeRegistry,
+) -> None:
+    body = json.dumps(CONTRACT_ANSWER).encode()
+    fake.answer(Scripted(body=body))
+    async with RegistryClient(fake.url, "t", max_answer_bytes=len(body)) as client:
+        assert await client.look_up_status(NIK, NAME, "telegram") is not None
+    async with RegistryClient(fake.url, "t", max_answer_bytes=len(body) - 1) as client:
+        with pytest.raises(RegistryBadResponse) as error:
+            await client.look_up_status(NIK, NAME, "telegram")
+    assert str(error.value) == f"status lookup: answer larger than {len(body) - 1} bytes"
+
+
+async def test_an_answer_announced_larger_than_the_cap_is_refused_unread(
+    fake: FakeRegistry,
+) -> None:
+    fake.answer(Scripted(body=b" " * 5_000_000 + json.dumps(CONTRACT_ANSWER).encode()))
+    async with RegistryClient(fake.url, "t") as client:
+        with pytest.raises(RegistryBadResponse, match="answer larger than 1048576 bytes"):
+            await client.look_up_status(NIK, NAME, "telegram")
+    assert len(fake.received) == 1, "an oversize answer is not retried"
+
+
+async def test_a_compressed_answer_is_capped_by_its_unpacked_size(fake: FakeRegistry) -> None:
+    unpacked = b" " * 5_000_000 + json.dumps(CONTRACT_ANSWER).encode()
+    fake.answer(Scripted(body=gzip.compress(unpacked), headers={"Content-Encoding": "gzip"}))
+    async with RegistryClient(fake.url, "t") as client:
+        with pytest.raises(RegistryBadResponse, match="answer larger than 1048576 bytes"):
+            await client.look_up_status(NIK, NAME, "telegram")
+
+
+@dataclass
+class Firehose:
+    """Streams a JSON answer without Content-Length, far longer than any cap, slowly
+    enough that reading all of it would take seconds."""
+
+    url: str = ""
+    chunks: int = 1000
+    sent_all: bool = False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await response.write(b'{"found": false, "padding": "')
+            for _ in range(self.chunks):
+                await response.write(b"x" * 64 * 1024)
+                await asyncio.sleep(0.002)
+            await response.write(b'"}')
+            self.sent_all = True
+        return response
+
+
+@pytest.fixture
+async def firehose() -> AsyncIterator[Firehose]:
+    server = Firehose()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield server
+    await runner.cleanup()
+
+
+async def test_a_streamed_answer_is_refused_once_it_passes_the_cap(firehose: Firehose) -> None:
+    async with RegistryClient(firehose.url, "t", timeout=30) as client:
+        started = time.monotonic()
+        with pytest.raises(RegistryBadResponse, match="answer larger than 1048576 bytes"):
+            await client.look_up_status(NIK, NAME, "telegram")
+        elapsed = time.monotonic() - started
+    assert not firehose.sent_all, "the client stopped reading instead of buffering it all"
+    assert elapsed < 1.0
+
+
+def test_the_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_answer_bytes"):
+        RegistryClient("http://127.0.0.1:9", "t", max_answer_bytes=0)
+
+
+# --- validation errors name the field, never the value ------------------------------------------
+
+
+async def test_a_status_answer_off_the_contract_names_the_field_and_kind_only(
+    fake: FakeRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    document = changed("household.kecamatan_code", NIK)
+    document["programmes"][0]["code"] = NAME
+    fake.answer(answer_json(document))
+    async with RegistryClient(fake.url, "t") as client:
+        with pytest.raises(RegistryBadResponse) as error:
+            await client.look_up_status("3302010101010001", "Budi", "telegram")
+    assert str(error.value) == (
+        "status lookup: answer off the contract at answer.household.kecamatan_code "
+        "(string_pattern_mismatch); answer.programmes[0].code (string_pattern_mismatch)"
+    )
+    assert error.value.__cause__ is None and error.value.__context__ is None
+    for text in (str(error.value), repr(error.value), caplog.text):
+        assert NIK not in text and NAME not in text
+
+
+async def test_many_errors_are_counted_rather_than_all_listed(fake: FakeRegistry) -> None:
+    fake.answer(answer_json({"found": True}))
+    async with RegistryClient(fake.url, "t") as client:
+        with pytest.raises(RegistryBadResponse) as error:
+            await client.look_up_status(NIK, NAME, "telegram")
+    assert str(error.value) == (
+        "status lookup: answer off the contract at answer.quarter (missing); "
+        "answer.name_masked (missing); answer.household (missing); 2 more"
+    )
+
+
+async def test_malformed_json_keeps_no_trace_of_the_document(fake: FakeRegistry) -> None:
+    fake.answer(Scripted(body=f'{{"found": true, "nik": "{NIK}"'.encode()))
+    async with RegistryClient(fake.url, "t") as client:
+        with pytest.raises(RegistryBadResponse) as error:
+            await client.look_up_status(NIK, NAME, "telegram")
+    assert str(error.value) == "status lookup: answer is malformed JSON"
+    assert error.value.__cause__ is None and error.value.__context__ is None
