@@ -1,4 +1,4 @@
-"""The sandbox registry: a real aiohttp server that speaks REGISTRY_API.md over a synthetic
+"""The sandbox registry: a real aiohttp server that speaks docs/registry-api.md over a synthetic
 population, with injectable faults (errors, latency, outage) for tests and demos."""
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from typing import Final, TypeGuard
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from registry_client.models import PROGRAMME_CODES, ProgrammeStatus, StatusReport
 from registry_client.sandbox.masking import mask_name, normalize_name
+from registry_client.sandbox.participation import (
+    SUBMISSIONS_PATH,
+    Refusal,
+    add_participation,
+    json_object,
+)
 from registry_client.sandbox.population import (
     HouseholdRecord,
     Person,
@@ -34,6 +41,11 @@ _NIK: Final = re.compile(r"[0-9]{16}")
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _MAX_SAMPLE: Final = 1000
 _MAX_LATENCY_MS: Final = 600_000
+# How much of an unread request body is read and dropped before answering, and for how long.
+_DISCARD_BYTES: Final = 64 * 1024 * 1024
+_DISCARD_SECONDS: Final = 10.0
+# Calls that file something: their body is read before an injected delay (_inject_faults).
+_WRITES: Final = frozenset({SUBMISSIONS_PATH})
 # The one answer for an unknown NIK and for a wrong name alike: the API is no oracle.
 _NOT_FOUND: Final = {"found": False}
 
@@ -62,21 +74,13 @@ class _State:
 _STATE: Final = web.AppKey("sandbox_state", _State)
 
 
-class _RequestError(Exception):
-    """A refusal the sandbox answers with an error document."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 def create_sandbox_app(
     population: Population, *, token: str, fault_seed: int | None = None
 ) -> web.Application:
     """The sandbox registry as an aiohttp application (routes, auth, faults, error JSON)."""
-    app = web.Application(middlewares=[_echo_request_id, _errors_as_json, _inject_faults, _auth])
+    app = web.Application(
+        middlewares=[_echo_request_id, _answer_after_upload, _errors_as_json, _inject_faults, _auth]
+    )
     rng_seed = f"faults-{population.seed if fault_seed is None else fault_seed}"
     app[_STATE] = _State(
         population=population,
@@ -89,6 +93,7 @@ def create_sandbox_app(
     app.router.add_get("/sandbox/people", _sample_people)
     app.router.add_get("/sandbox/faults", _get_faults)
     app.router.add_post("/sandbox/faults", _set_faults)
+    add_participation(app, population)
     return app
 
 
@@ -213,11 +218,26 @@ async def _echo_request_id(request: web.Request, handler: _Handler) -> web.Strea
 
 
 @web.middleware
+async def _answer_after_upload(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Answer once the client has sent its whole body, even when it went unread (a refusal,
+    a replayed submission). Answered mid-upload, aiohttp's client drops the connection and
+    aiohttp's server then waits out its 10 s lingering close on it, holding up shutdown."""
+    response = await handler(request)
+    content = request.content
+    left = _DISCARD_BYTES
+    with contextlib.suppress(TimeoutError, OSError, ValueError, HttpProcessingError):
+        async with asyncio.timeout(_DISCARD_SECONDS):
+            while left > 0 and not content.at_eof():
+                left -= len(await content.readany())
+    return response
+
+
+@web.middleware
 async def _errors_as_json(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Every refusal, including aiohttp's own 404/405/413, as `{"error": {code, message}}`."""
     try:
         return await handler(request)
-    except _RequestError as error:
+    except Refusal as error:
         response = _error(error.status, error.code, error.message)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -236,16 +256,33 @@ async def _inject_faults(request: web.Request, handler: _Handler) -> web.StreamR
     if not request.path.startswith("/v1/"):
         return await handler(request)
     state = request.app[_STATE]
-    faults = state.faults
-    if faults.latency_ms > 0:
+    if request.method == "POST" and request.path in _WRITES:
+        # A write is taken in full, then answered late: a client that gives up meanwhile
+        # has still filed it, which its retry under the same Idempotency-Key must cope with.
+        # (Delaying first would lose it: aiohttp fails the body's reads once the client
+        # has hung up.)
+        _fail_as_configured(state)
+        response = await handler(request)
+        await _delay(state)
+        return response
+    await _delay(state)
+    _fail_as_configured(state)
+    return await handler(request)
+
+
+async def _delay(state: _State) -> None:
+    if state.faults.latency_ms > 0:
         # Woken early when the server shuts down, so stopping never waits for a fault.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.stopping.wait(), faults.latency_ms / 1000)
+            await asyncio.wait_for(state.stopping.wait(), state.faults.latency_ms / 1000)
+
+
+def _fail_as_configured(state: _State) -> None:
+    faults = state.faults
     if faults.down or state.stopping.is_set():
-        raise _RequestError(503, "unavailable", "The registry is down.")
+        raise Refusal(503, "unavailable", "The registry is down.")
     if faults.error_rate > 0 and state.fault_rng.random() < faults.error_rate:
-        raise _RequestError(503, "unavailable", "The registry failed to answer.")
-    return await handler(request)
+        raise Refusal(503, "unavailable", "The registry failed to answer.")
 
 
 @web.middleware
@@ -257,7 +294,7 @@ async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
     expected = f"Bearer {request.app[_STATE].token}".encode()
     sent = request.headers.get("Authorization", "").encode()
     if not hmac.compare_digest(sent, expected):
-        raise _RequestError(401, "unauthorized", "A valid bearer token is required.")
+        raise Refusal(401, "unauthorized", "A valid bearer token is required.")
     return await handler(request)
 
 
@@ -269,14 +306,14 @@ async def _wake_delayed_requests(app: web.Application) -> None:
 
 
 async def _look_up_status(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    body = await json_object(request)
     nik, name, channel = body.get("nik"), body.get("name"), body.get("channel")
     if not isinstance(nik, str) or not isinstance(name, str) or not isinstance(channel, str):
-        raise _RequestError(400, "invalid_request", "nik, name and channel must be strings.")
+        raise Refusal(400, "invalid_request", "nik, name and channel must be strings.")
     if not channel or len(channel) > 32:
-        raise _RequestError(400, "invalid_request", "channel must be 1 to 32 characters.")
+        raise Refusal(400, "invalid_request", "channel must be 1 to 32 characters.")
     if not _NIK.fullmatch(nik):
-        raise _RequestError(422, "invalid_nik", "nik must be 16 digits.")
+        raise Refusal(422, "invalid_nik", "nik must be 16 digits.")
     state = request.app[_STATE]
     found = state.population.find(nik)
     if found is None or not _same_name(found[0].name, name):
@@ -291,10 +328,10 @@ async def _sample_people(request: web.Request) -> web.Response:
     except ValueError:
         limit = -1
     if not 1 <= limit <= _MAX_SAMPLE:
-        raise _RequestError(400, "invalid_request", f"limit must be 1 to {_MAX_SAMPLE}.")
+        raise Refusal(400, "invalid_request", f"limit must be 1 to {_MAX_SAMPLE}.")
     programme = request.query.get("programme")
     if programme is not None and programme not in PROGRAMME_CODES:
-        raise _RequestError(400, "invalid_request", "Unknown programme code.")
+        raise Refusal(400, "invalid_request", "Unknown programme code.")
     people = request.app[_STATE].population.sample(limit, programme)
     return web.json_response({"items": [{"nik": p.nik, "name": p.name} for p in people]})
 
@@ -305,19 +342,19 @@ async def _get_faults(request: web.Request) -> web.Response:
 
 async def _set_faults(request: web.Request) -> web.Response:
     """Replace the faults as a whole: what the body leaves out is switched off."""
-    body = await _json_object(request)
+    body = await json_object(request)
     unknown = set(body) - {"error_rate", "latency_ms", "down"}
     if unknown:
-        raise _RequestError(400, "invalid_request", "Only error_rate, latency_ms and down.")
+        raise Refusal(400, "invalid_request", "Only error_rate, latency_ms and down.")
     error_rate = body.get("error_rate", 0.0)
     latency_ms = body.get("latency_ms", 0)
     down = body.get("down", False)
     if not _is_number(error_rate) or not 0 <= error_rate <= 1:
-        raise _RequestError(400, "invalid_request", "error_rate must be a number from 0 to 1.")
+        raise Refusal(400, "invalid_request", "error_rate must be a number from 0 to 1.")
     if not _is_number(latency_ms) or not 0 <= latency_ms <= _MAX_LATENCY_MS:
-        raise _RequestError(400, "invalid_request", "latency_ms must be 0 to 600000.")
+        raise Refusal(400, "invalid_request", "latency_ms must be 0 to 600000.")
     if not isinstance(down, bool):
-        raise _RequestError(400, "invalid_request", "down must be true or false.")
+        raise Refusal(400, "invalid_request", "down must be true or false.")
     state = request.app[_STATE]
     state.faults = Faults(error_rate=float(error_rate), latency_ms=float(latency_ms), down=down)
     return web.json_response({"faults": _encode_faults(state.faults)})
@@ -379,16 +416,6 @@ def _code_for(status: int) -> str:
         405: "method_not_allowed",
         413: "payload_too_large",
     }.get(status, "invalid_request" if status < 500 else "internal_error")
-
-
-async def _json_object(request: web.Request) -> dict[str, object]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _RequestError(400, "invalid_request", "The body must be JSON.") from None
-    if not isinstance(body, dict):
-        raise _RequestError(400, "invalid_request", "The body must be a JSON object.")
-    return body
 
 
 def _same_name(on_record: str, given: str) -> bool:
