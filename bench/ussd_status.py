@@ -730,7 +730,7 @@ async def _serve_bot(settings: Any, profile_out: Path | None) -> None:
 
     assert settings.registry_url is not None, "REGISTRY_URL is set by the benchmark"
     services = await build_services(settings, registry_url=settings.registry_url)
-    runner = web.AppRunner(create_web_app(services.ussd, services.database))
+    runner = web.AppRunner(create_web_app(services.ussd, services.health))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,14 +12,31 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from bot.blob_store import BlobStore
 from bot.crypto import KeyRing
-from bot.dialogs.engine import DialogEngine
+from bot.dialog_engine import DialogEngine
+from bot.effects import EffectRunner
+from bot.filing_service import FilingService
+from bot.filings import AreaRule
+from bot.health import Health
 from bot.housekeeping import sweep_forever
+from bot.outbound import HoldForNextSession, OutboundDispatcher
+from bot.outbox import OutboxWorker, RetryPolicy
+from bot.photo_intake import PhotoIntake
+from bot.photos import PhotoLimits
 from bot.settings import Settings
 from bot.status_service import StatusService
 from bot.storage.database import Database, open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
-from handlers.telegram import build_telegram_application, start_polling, stop_polling
+from bot.ticket_follower import TicketFollower
+from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
+from handlers.telegram import (
+    TelegramOutbound,
+    build_telegram_application,
+    start_polling,
+    stop_polling,
+)
+from handlers.ussd import CHANNEL as USSD_CHANNEL
 from handlers.ussd import UssdService
 from handlers.web import create_web_app
 from registry_client import RegistryClient
@@ -47,6 +64,19 @@ class Services:
     registry: RegistryClient
     engine: DialogEngine
     ussd: UssdService
+    health: Health
+    keys: KeyRing
+    blobs: BlobStore
+    filings: FilingService
+    outbox: OutboxWorker
+    follower: TicketFollower
+    outbound: OutboundDispatcher
+
+    async def run_workers(self, stop: asyncio.Event) -> None:
+        """The outbox, the ticket follower and outbound messages, until `stop` is set."""
+        await asyncio.gather(
+            self.outbox.run(stop), self.follower.run(stop), self.outbound.run(stop)
+        )
 
     async def close(self) -> None:
         await self.registry.close()
@@ -65,15 +95,52 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     status = StatusService(
         registry, database, keys, lookups_per_hour=settings.lookups_per_hour, clock=utc_now
     )
+    blobs = BlobStore(settings.blob_dir)
+    limits = PhotoLimits(max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_pixels)
+    area_rule = AreaRule(settings.objection_area)
+    filings = FilingService(
+        keys, filings_per_day=settings.filings_per_day, area_rule=area_rule, clock=utc_now
+    )
     engine = DialogEngine(
         database,
         keys,
-        status,
+        EffectRunner(status, PhotoIntake(blobs, limits), filings),
         idle_timeout=timedelta(minutes=settings.conversation_idle_minutes),
         clock=utc_now,
+        area_rule=area_rule.value,
     )
     ussd = UssdService(engine, lookup_budget_s=settings.ussd_lookup_budget_s)
-    return Services(settings, database, registry, engine, ussd)
+    policy = RetryPolicy(
+        max_attempts=settings.outbox_max_attempts,
+        max_age=timedelta(hours=settings.outbox_max_age_hours),
+    )
+    outbox = OutboxWorker(
+        database,
+        keys,
+        registry,
+        blobs,
+        clock=utc_now,
+        policy=policy,
+        lease=timedelta(seconds=settings.outbox_lease_s),
+    )
+    follower = TicketFollower(database, keys, registry, clock=utc_now)
+    outbound = OutboundDispatcher(
+        database, keys, {USSD_CHANNEL: HoldForNextSession()}, clock=utc_now
+    )
+    return Services(
+        settings=settings,
+        database=database,
+        registry=registry,
+        engine=engine,
+        ussd=ussd,
+        health=Health(database),
+        keys=keys,
+        blobs=blobs,
+        filings=filings,
+        outbox=outbox,
+        follower=follower,
+        outbound=outbound,
+    )
 
 
 async def _prepare_schema(database: Database, settings: Settings) -> None:
@@ -107,7 +174,7 @@ async def serve(settings: Settings) -> None:
     """Run web server, Telegram receiver and (by default) the sandbox until a signal."""
     async with registry_for(settings) as registry_url:
         services = await build_services(settings, registry_url=registry_url)
-        runner = web.AppRunner(create_web_app(services.ussd, services.database))
+        runner = web.AppRunner(create_web_app(services.ussd, services.health))
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
@@ -121,12 +188,17 @@ async def serve(settings: Settings) -> None:
                     file_api_base=settings.telegram_file_api_base,
                 )
                 await start_polling(telegram)
+                services.outbound.add_port(TELEGRAM_CHANNEL, TelegramOutbound(telegram.bot))
             await _print_welcome(settings, services, site_url(settings))
             housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now))
+            stop_workers = asyncio.Event()
+            workers = asyncio.create_task(services.run_workers(stop_workers))
             try:
                 await _until_stopped()
             finally:
                 housekeeping.cancel()
+                stop_workers.set()
+                await workers
         finally:
             if telegram is not None:
                 await stop_polling(telegram)

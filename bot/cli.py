@@ -1,4 +1,4 @@
-"""The `bansos-bot` command: serve, migrate, sandbox-registry."""
+"""The `bansos-bot` command: serve, migrate, outbox, sandbox-registry."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bansos-bot: configuration error: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    handler = {"serve": _serve, "migrate": _migrate, "sandbox-registry": _sandbox}[
-        arguments.command
-    ]
+    handler = {
+        "serve": _serve,
+        "migrate": _migrate,
+        "outbox": _outbox,
+        "sandbox-registry": _sandbox,
+    }[arguments.command]
     try:
         return handler(settings, arguments)
     except KeyboardInterrupt:
@@ -36,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the web server, the Telegram bot and the sandbox")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    outbox = commands.add_parser(
+        "outbox", help="deliver filings to the registry and follow their tickets (alone)"
+    )
+    what = outbox.add_mutually_exclusive_group()
+    what.add_argument(
+        "--status", action="store_true", help="print the queue's depth, age and dead letters"
+    )
+    what.add_argument("--retry-dead", action="store_true", help="send the dead letters again")
     sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
@@ -93,3 +104,38 @@ def _sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
         token=settings.registry_token,
     )
     return 0
+
+
+def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.app import SchemaOutOfDate
+    from bot.outbox_cli import retry_dead, run_outbox, show_status
+
+    if settings.uses_sandbox and not (arguments.status or arguments.retry_dead):
+        print(
+            "bansos-bot: the outbox needs a registry: set REGISTRY_URL "
+            "(`serve` runs its own worker against the in-process sandbox)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if arguments.status:
+            print(asyncio.run(show_status(settings)))
+        elif arguments.retry_dead:
+            count = asyncio.run(retry_dead(settings))
+            print(f"bansos-bot: {count} dead letter(s) queued again")
+        else:
+            asyncio.run(run_outbox(settings))
+    except SchemaOutOfDate as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
+    except (OSError, DBAPIError) as problem:
+        first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+        print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,14 @@ class Settings:
     sandbox_households: int
     sandbox_seed: int
     log_level: str
+    blob_dir: Path
+    photo_max_bytes: int
+    photo_max_pixels: int
+    filings_per_day: int
+    objection_area: str
+    outbox_max_attempts: int
+    outbox_max_age_hours: int
+    outbox_lease_s: float
 
     @property
     def uses_sandbox(self) -> bool:
@@ -82,6 +90,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_households=_integer(env, "SANDBOX_HOUSEHOLDS", 2000, low=1, high=1_000_000),
         sandbox_seed=_integer(env, "SANDBOX_SEED", 42, low=0, high=2**31),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        blob_dir=Path(_text(env, "BLOB_DIR", str(var_dir / "blobs"))),
+        photo_max_bytes=_integer(
+            env, "PHOTO_MAX_BYTES", 10 * 1024 * 1024, low=100_000, high=20 * 1024 * 1024
+        ),
+        photo_max_pixels=_integer(
+            env, "PHOTO_MAX_PIXELS", 40_000_000, low=1_000_000, high=150_000_000
+        ),
+        filings_per_day=_integer(env, "FILINGS_PER_DAY", 5, low=1, high=10_000),
+        objection_area=_choice(
+            env, "OBJECTION_AREA", "KECAMATAN", ("KECAMATAN", "KABUPATEN", "PROVINCE", "OFF")
+        ).lower(),
+        outbox_max_attempts=_integer(env, "OUTBOX_MAX_ATTEMPTS", 12, low=1, high=1000),
+        outbox_max_age_hours=_integer(env, "OUTBOX_MAX_AGE_HOURS", 72, low=1, high=24 * 60),
+        outbox_lease_s=_number(env, "OUTBOX_LEASE_S", 60.0, low=1.0, high=3600.0),
     )
 
 

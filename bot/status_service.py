@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.crypto import KeyRing
-from bot.dialogs.model import LookupFailure, LookupOutcome
+from bot.lookup import LookupFailure, LookupOutcome
 from bot.storage.database import Database
 from bot.storage.repositories import LookupAttemptRepository
 from registry_client import RegistryClient, RegistryError

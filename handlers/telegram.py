@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
@@ -15,7 +16,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -25,9 +26,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.dialogs.engine import DialogEngine
-from bot.dialogs.model import Input, InputKind, Reply
+from bot.dialog_engine import DialogEngine
+from bot.dialogs.model import Attachment, Input, InputKind, Reply, SharedLocation
 from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
+from bot.outbound import Delivery, DeliveryResult
+from bot.photo_intake import FileTooLarge, FileUnavailable
 from handlers.telegram_ordering import ChatOrderedUpdateProcessor
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,10 @@ MAX_CONCURRENT_UPDATES = 64
 COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
     "id": (
         ("cek", N_("Check social-aid status by NIK")),
+        ("usul", N_("Propose a household for social aid")),
+        ("sanggah", N_("Object to a status or a recipient")),
+        ("perbaiki", N_("Correct household data")),
+        ("tiket", N_("Follow your tickets")),
         ("bahasa", N_("Change the language")),
         ("bantuan", N_("How this service works")),
         ("privasi", N_("Your data and your consent")),
@@ -47,6 +54,10 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "en": (
         ("check", N_("Check social-aid status by NIK")),
+        ("propose", N_("Propose a household for social aid")),
+        ("object", N_("Object to a status or a recipient")),
+        ("correct", N_("Correct household data")),
+        ("tickets", N_("Follow your tickets")),
         ("language", N_("Change the language")),
         ("help", N_("How this service works")),
         ("privacy", N_("Your data and your consent")),
@@ -114,8 +125,65 @@ def input_from_message(message: Message) -> Input:
             return Input(InputKind.COMMAND, command)
         return Input(InputKind.TEXT, message.text)
     if message.photo:
-        return Input(InputKind.PHOTO, message.photo[-1].file_id)
+        largest = message.photo[-1]
+        return Input(
+            InputKind.PHOTO, attachment=Attachment(largest.file_id, largest.file_size, "image/jpeg")
+        )
+    if message.document is not None:
+        document = message.document
+        attachment = Attachment(document.file_id, document.file_size, document.mime_type)
+        return Input(InputKind.FILE, attachment=attachment)
+    if message.location is not None:
+        where = SharedLocation(message.location.latitude, message.location.longitude)
+        return Input(InputKind.LOCATION, location=where)
     return Input(InputKind.OTHER)
+
+
+class TelegramFiles:
+    """Fetches what a person sent through the Bot API (getFile, then the file URL)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def fetch(self, attachment: Attachment, max_bytes: int) -> bytes:
+        try:
+            file = await self._bot.get_file(attachment.ref)
+            if file.file_size is not None and file.file_size > max_bytes:
+                raise FileTooLarge
+            content = bytes(await file.download_as_bytearray())
+        except BadRequest as problem:
+            if "too big" in problem.message.lower():
+                raise FileTooLarge from None
+            raise FileUnavailable from problem
+        except TelegramError as problem:
+            raise FileUnavailable from problem
+        if len(content) > max_bytes:
+            raise FileTooLarge
+        return content
+
+
+class TelegramOutbound:
+    """Sends messages nobody asked for just now (a ticket moved) to a chat."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def deliver(self, address: str, reply: Reply) -> DeliveryResult:
+        try:
+            await self._bot.send_message(int(address), reply.text, reply_markup=keyboard_for(reply))
+        except Forbidden:
+            return DeliveryResult(Delivery.GONE)  # the person blocked the bot
+        except RetryAfter as pause:
+            wait = pause.retry_after
+            seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+            return DeliveryResult(Delivery.RETRY, retry_after=seconds)
+        except BadRequest as problem:
+            if "chat not found" in problem.message.lower():
+                return DeliveryResult(Delivery.GONE)
+            raise
+        except NetworkError:
+            return DeliveryResult(Delivery.RETRY)
+        return DeliveryResult(Delivery.SENT)
 
 
 def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -131,7 +199,9 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     chat = update.effective_chat
     if message is None or chat is None:
         return
-    reply = await _engine(context).handle(CHANNEL, str(chat.id), input_from_message(message))
+    reply = await _engine(context).handle(
+        CHANNEL, str(chat.id), input_from_message(message), files=TelegramFiles(context.bot)
+    )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
 
@@ -151,7 +221,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         except BadRequest:
             log.info("could not mark a spent question; answering anyway")
     reply = await _engine(context).handle(
-        CHANNEL, str(chat.id), Input(InputKind.CHOICE, query.data or "")
+        CHANNEL,
+        str(chat.id),
+        Input(InputKind.CHOICE, query.data or ""),
+        files=TelegramFiles(context.bot),
     )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.dialogs.engine import DialogEngine
+from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Expect, Input, InputKind, Reply
 from bot.i18n import DEFAULT_LANGUAGE, translator
 
@@ -60,7 +60,9 @@ def input_for(latest: str | None) -> Input:
 def render_screen(reply: Reply) -> UssdScreen:
     """A reply as one screen: body, numbered choices, navigation; never over the limit."""
     t = translator(reply.language)
-    ends = reply.expects is Expect.NOTHING
+    # A feature phone cannot send a photo or a location: such a screen ends the session
+    # (its text says where to finish the step).
+    ends = reply.expects in (Expect.NOTHING, Expect.PHOTO, Expect.LOCATION)
     body = reply.brief if reply.brief is not None else reply.text
     lines = [] if ends else [f"{n} {choice.label}" for n, choice in enumerate(reply.choices, 1)]
     if reply.expects is Expect.TEXT:

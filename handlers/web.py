@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import hdrs, web
 
-from bot.storage.database import Database
+from bot.health import Health
 from handlers.simulator_page import page_language, render_simulator_page
 from handlers.ussd import (
     BadUssdRequest,
@@ -19,15 +19,15 @@ from handlers.ussd import (
 log = logging.getLogger(__name__)
 
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
-DATABASE = web.AppKey("database", Database)
+HEALTH = web.AppKey("health", Health)
 
 
-def create_web_app(ussd: UssdService, database: Database) -> web.Application:
+def create_web_app(ussd: UssdService, health: Health) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[USSD_SERVICE] = ussd
-    app[DATABASE] = database
+    app[HEALTH] = health
     app.router.add_post("/ussd", ussd_callback)
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/healthz", health_check)
     app.router.add_get("/", simulator_page)
     app.router.add_get("/simulator", simulator_page)
     return app
@@ -49,10 +49,10 @@ async def ussd_callback(request: web.Request) -> web.Response:
     return web.Response(text=format_africas_talking(screen), content_type="text/plain")
 
 
-async def health(request: web.Request) -> web.Response:
-    database_ok = await request.app[DATABASE].ping()
-    status = 200 if database_ok else 503
-    body = {"status": "ok" if database_ok else "degraded", "database": database_ok}
+async def health_check(request: web.Request) -> web.Response:
+    report = await request.app[HEALTH].check()
+    status = 200 if report.ok else 503
+    body = {"status": "ok" if report.ok else "degraded", "database": report.database}
     return web.json_response(body, status=status)
 
 

@@ -1,4 +1,4 @@
-"""Typed async client for the registry's wire contract (REGISTRY_API.md).
+"""Typed async client for the registry's wire contract (docs/registry-api.md).
 
 Neither log lines nor exception messages ever carry a NIK or a name (UU PDP): they name the
 operation, the attempt, the request id, the HTTP status and the field that was wrong, never

@@ -1,4 +1,4 @@
-"""Typed values of the registry's wire contract (REGISTRY_API.md), shared by client and sandbox."""
+"""Typed values of the registry's wire contract (docs/registry-api.md), shared by client and sandbox."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class StatusReport:
     updated_at: datetime
 
 
-# --- participation queue (REGISTRY_API.md sections 2 and 3) ------------------------------
+# --- participation queue (docs/registry-api.md sections 2 and 3) ------------------------------
 
 SUBMISSION_KINDS: Final = ("proposal", "objection", "correction")
 

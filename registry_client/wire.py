@@ -72,7 +72,7 @@ class _Wire(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore", hide_input_in_errors=True)
 
 
-# --- status look-up (REGISTRY_API.md section 1) -------------------------------------------
+# --- status look-up (docs/registry-api.md section 1) -------------------------------------------
 
 
 class FoundWire(_Wire):
@@ -137,7 +137,7 @@ class StatusWire(_Wire):
         )
 
 
-# --- sandbox people (REGISTRY_API.md section 5) --------------------------------------------
+# --- sandbox people (docs/registry-api.md section 5) --------------------------------------------
 
 
 class PersonWire(_Wire):
@@ -149,7 +149,7 @@ class PeopleWire(_Wire):
     items: list[PersonWire]
 
 
-# --- participation queue (REGISTRY_API.md sections 2 and 3) -------------------------------
+# --- participation queue (docs/registry-api.md sections 2 and 3) -------------------------------
 
 
 class ReceiptWire(_Wire):
@@ -179,7 +179,7 @@ class UpdatesWire(_Wire):
     next_cursor: Annotated[str, StringConstraints(max_length=512)] | None
 
 
-# --- errors (REGISTRY_API.md conventions) ---------------------------------------------------
+# --- errors (docs/registry-api.md conventions) ---------------------------------------------------
 
 
 class ErrorBodyWire(_Wire):

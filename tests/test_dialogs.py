@@ -14,10 +14,10 @@ from bot.dialogs.model import (
     Expect,
     Input,
     InputKind,
-    LookupFailure,
     StatusLookup,
     Transition,
 )
+from bot.lookup import LookupFailure
 from registry_client.models import Household, ProgrammeStatus, StatusReport
 
 NIK = "3302015708890003"
@@ -142,13 +142,29 @@ def test_a_nik_typed_at_the_menu_starts_a_check() -> None:
     assert transition.state.step == "status.name"
 
 
-def test_found_report_ends_the_check_and_forgets_nik_and_name() -> None:
+def test_found_report_ends_the_check_keeping_the_pair_only_for_an_objection() -> None:
     waiting = play(consented(), command("cek"), text(NIK), text("Siti Aminah")).state
     transition = router.resume(waiting, report())
     assert transition.state.step == "menu"
-    assert dict(transition.state.data) == {}
+    assert dict(transition.state.data) == {"checked_nik": NIK, "checked_name": "Siti Aminah"}
     assert transition.reply is not None and "Rp750.000" in transition.reply.text
     assert transition.reply.expects is Expect.NOTHING
+    assert [c.key for c in transition.reply.choices] == ["check", "object_status", "home"]
+    objection = router.step(transition.state, choice("object_status"))
+    assert objection.state.step == "filing.field"
+    assert objection.reply is not None  # the NIK and name are not asked again
+    assert [c.key for c in objection.reply.choices] == [
+        "decile_wrong",
+        "aid_stopped",
+        "not_listed",
+        "other",
+    ]
+
+
+@pytest.mark.parametrize("failure", list(LookupFailure))
+def test_a_failed_check_forgets_nik_and_name(failure: LookupFailure) -> None:
+    waiting = play(consented(), command("cek"), text(NIK), text("Siti Aminah")).state
+    assert router.resume(waiting, failure).state.data == {}
 
 
 @pytest.mark.parametrize("failure", list(LookupFailure))
@@ -224,5 +240,15 @@ def test_outdated_consent_is_asked_again() -> None:
 
 def test_offered_choices_are_remembered_for_numbered_answers() -> None:
     transition = play(consented(), command("start"))
-    assert transition.state.offered == ("check", "language", "help", "privacy")
-    assert play(transition.state, text("2")).state.step == "language"
+    assert transition.state.offered == (
+        "check",
+        "proposal",
+        "objection",
+        "correction",
+        "tickets",
+        "language",
+        "help",
+        "privacy",
+    )
+    assert play(transition.state, text("6")).state.step == "language"
+    assert play(transition.state, text("5")).state.step == "tickets.loading"

@@ -113,7 +113,7 @@ class Simulator:
 
 @pytest.fixture
 async def simulator(services: Services) -> AsyncIterator[Simulator]:
-    server = TestServer(create_web_app(services.ussd, services.database), host="127.0.0.1")
+    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
     await server.start_server()
     running = Simulator(server)
     try:

@@ -12,7 +12,12 @@ from sqlalchemy import select, text
 
 from bot.app import Services
 from bot.crypto import KeyRing
-from bot.dialogs.engine import DialogEngine
+from bot.dialog_engine import DialogEngine
+from bot.effects import EffectRunner
+from bot.filing_service import FilingService
+from bot.filings import AreaRule
+from bot.photo_intake import PhotoIntake
+from bot.photos import PhotoLimits
 from bot.dialogs.model import Input, InputKind
 from bot.housekeeping import Swept, sweep
 from bot.status_service import StatusService
@@ -51,8 +56,10 @@ def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
     status = StatusService(
         services.registry, services.database, keys, lookups_per_hour=10, clock=clock
     )
+    filings = FilingService(keys, filings_per_day=5, area_rule=AreaRule.KECAMATAN, clock=clock)
+    effects = EffectRunner(status, PhotoIntake(services.blobs, PhotoLimits()), filings)
     return DialogEngine(
-        services.database, keys, status, idle_timeout=timedelta(minutes=30), clock=clock
+        services.database, keys, effects, idle_timeout=timedelta(minutes=30), clock=clock
     )
 
 

@@ -69,8 +69,8 @@ async def test_commands_are_registered_per_language(
     scope = {"type": "all_private_chats"}
     indonesian = [c["command"] for c in fake.commands(scope=scope)]
     english = [c["command"] for c in fake.commands(scope=scope, language_code="en")]
-    assert indonesian[:3] == ["cek", "bahasa", "bantuan"]
-    assert english[:3] == ["check", "language", "help"]
+    assert indonesian[:5] == ["cek", "usul", "sanggah", "perbaiki", "tiket"]
+    assert english[:5] == ["check", "propose", "object", "correct", "tickets"]
     assert (
         fake.commands(scope=scope)[0]["description"]
         != fake.commands(scope=scope, language_code="en")[0]["description"]
@@ -101,7 +101,7 @@ async def test_start_consent_check_nik_name_status(
     assert "PKH" in result["text"] and "Rp" in result["text"]
     assert "desil" in result["text"].lower()
     assert person.name not in result["text"] and person.nik not in result["text"]
-    assert [key for _, key in buttons(result)] == ["check", "home"]
+    assert [key for _, key in buttons(result)] == ["check", "object_status", "home"]
 
 
 async def test_bad_inputs_get_reasons_and_keep_the_place(

@@ -17,7 +17,7 @@ from tests.ussd_phone import UssdPhone
 
 @pytest.fixture
 async def ussd_url(services: Services) -> AsyncIterator[str]:
-    server = TestServer(create_web_app(services.ussd, services.database), host="127.0.0.1")
+    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("/ussd"))

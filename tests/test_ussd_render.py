@@ -9,8 +9,22 @@ from itertools import product
 import pytest
 
 from bot.dialogs import router
-from bot.dialogs.model import DialogState, Expect, Input, InputKind, LookupFailure, Reply
+import json
+from datetime import UTC, datetime
+
+from bot.dialogs.model import DialogContext, DialogState, Expect, Input, InputKind, Reply
+from bot.filings import (
+    FilingAccepted,
+    FilingRefusal,
+    FilingRefused,
+    TicketEvent,
+    TicketHistory,
+    TicketList,
+    TicketSummary,
+)
 from bot.i18n import SUPPORTED_LANGUAGES
+from bot.lookup import LookupFailure
+from bot.notifications import TicketMoved
 from handlers.ussd import (
     SCREEN_LIMIT,
     BadUssdRequest,
@@ -48,23 +62,90 @@ PROBES = [
 ]
 
 
-def reachable_replies(language: str) -> list[Reply]:
-    """Every reply two inputs deep from every step, consented or not."""
-    starts = [router.new_state(language)]
-    consented = router.step(starts[0], Input(InputKind.TEXT, "1")).state
-    starts += [consented.at(step) for step in router.STEPS] + [consented.at("status.name", nik=NIK)]
+USSD = DialogContext(photos=False)
+# What a caller types inside the filings a feature phone can make.
+FILING_PROBES = [Input(InputKind.TEXT, "Jl. Mawar 3 RT 02 RW 05, Desa Sukamaju")]
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def _key(state: DialogState) -> str:
+    return json.dumps(
+        [state.step, state.language, state.consent_version, dict(state.data), state.offered],
+        sort_keys=True,
+    )
+
+
+def reachable_replies(language: str, depth: int = 4) -> list[Reply]:
+    """Every reply a USSD caller can reach: the menus walked `depth` inputs deep from every
+    step and from every filing a feature phone can start, plus every effect's outcome."""
+    fresh = DialogState(step="consent", language=language, context=USSD)
+    consented = router.step(fresh, Input(InputKind.TEXT, "1")).state
+    starts = [fresh, consented.at("status.name", nik=NIK)]
+    starts += [consented.at(step) for step in router.STEPS]
+    starts += [
+        router.step(consented, Input(InputKind.COMMAND, name)).state
+        for name in ("sanggah", "perbaiki")
+    ]
     replies: list[Reply] = []
-    for state, first in product(starts, PROBES):
-        transition = router.step(state, first)
-        if transition.reply is not None:
-            replies.append(transition.reply)
-        for second in PROBES:
-            following = router.step(transition.state, second)
-            if following.reply is not None:
-                replies.append(following.reply)
+    frontier, seen = starts, {_key(state) for state in starts}
+    for _ in range(depth):
+        following_states = []
+        for state, probe in product(frontier, PROBES + FILING_PROBES):
+            transition = router.step(state, probe)
+            if transition.reply is not None:
+                replies.append(transition.reply)
+            if _key(transition.state) not in seen:
+                seen.add(_key(transition.state))
+                following_states.append(transition.state)
+        frontier = following_states
+    return replies + outcome_replies(consented)
+
+
+def outcome_replies(consented: DialogState) -> list[Reply]:
+    """Replies made from what effects bring back, and messages held for the next dial."""
     waiting = consented.at("status.waiting")
-    replies += [router.resume(waiting, failure).reply for failure in LookupFailure]  # type: ignore[misc]
-    return replies
+    outcomes: list[object] = list(LookupFailure)
+    submitting = router.step(consented, Input(InputKind.COMMAND, "sanggah")).state
+    summaries = tuple(
+        TicketSummary(f"BSB-ABCD{n:04d}", kind, stage, None, "DTSEN-2026-000123", NOW)
+        for n, (kind, stage) in enumerate(
+            [
+                ("correction", "in_verification"),
+                ("objection", "queued"),
+                ("proposal", "refused"),
+                ("objection", "rejected"),
+                ("correction", "accepted"),
+            ]
+        )
+    )
+    replies = [router.resume(waiting, o).reply for o in outcomes]  # type: ignore[arg-type]
+    replies += [
+        router.resume(submitting.at("filing.submitting", **dict(submitting.data)), o).reply
+        for o in [
+            FilingAccepted("BSB-7K3M9QXP"),
+            *(FilingRefused(reason, "BSB-7K3M9QXP") for reason in FilingRefusal),
+        ]
+    ]
+    listed = router.resume(consented.at("tickets.loading"), TicketList(summaries))
+    replies.append(listed.reply)
+    events = tuple(TicketEvent(stage, "evidence_insufficient", NOW) for stage in ("queued",
+                   "received", "in_verification", "rejected"))  # fmt: skip
+    history = TicketHistory(summaries[3], events)
+    replies.append(router.resume(listed.state.at("tickets.loading"), history).reply)
+    mail = [
+        TicketMoved("BSB-7K3M9QXP", kind, stage, reason, "DTSEN-2026-000123")
+        for kind in ("proposal", "objection", "correction")
+        for stage, reason in [
+            ("received", None),
+            ("in_verification", None),
+            ("accepted", None),
+            ("rejected", "field_check_disagrees"),
+            ("refused", "duplicate_open_ticket"),
+        ]
+    ]
+    for message in mail:
+        replies.append(router.step(consented, Input(InputKind.START), [message]).reply)
+    return [reply for reply in replies if reply is not None]
 
 
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
@@ -73,7 +154,7 @@ def test_every_dialog_screen_fits_without_cutting(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="handlers.ussd")
     screens = {render_screen(reply) for reply in reachable_replies(language)}
-    assert len(screens) > 25
+    assert len(screens) > 60
     too_long = [s.text for s in screens if len(s.text) > SCREEN_LIMIT]
     assert too_long == []
     assert not [r for r in caplog.records if "shortened" in r.getMessage()]
@@ -98,15 +179,18 @@ def test_choices_are_numbered_and_text_steps_offer_navigation() -> None:
     menu = render_screen(
         Reply(
             "Menu",
-            choices=router.prompt_for(DialogState("menu", "id")).choices,
+            choices=router.prompt_for(DialogState("menu", "en", context=USSD)).choices,
             expects=Expect.CHOICE,
         )
     )
     assert menu.text.splitlines()[1:] == [
-        "1 Cek status bansos",
-        "2 Ganti bahasa",
-        "3 Bantuan",
-        "4 Privasi",
+        "1 Check aid status",
+        "2 Object to my status",
+        "3 Correct data",
+        "4 My tickets",
+        "5 Change language",
+        "6 Help",
+        "7 Privacy",
     ]
     asking = render_screen(Reply("Masukkan NIK:", expects=Expect.TEXT, language="id"))
     assert asking.text == "Masukkan NIK:\n0 Kembali 00 Menu" and not asking.ends
@@ -115,12 +199,12 @@ def test_choices_are_numbered_and_text_steps_offer_navigation() -> None:
 def test_an_oversized_body_is_cut_but_choices_survive() -> None:
     reply = Reply(
         "x" * 400,
-        choices=router.prompt_for(DialogState("menu", "en")).choices,
+        choices=router.prompt_for(DialogState("menu", "en", context=USSD)).choices,
         expects=Expect.CHOICE,
     )
     screen = render_screen(reply)
     assert len(screen.text) == SCREEN_LIMIT
-    assert screen.text.endswith("4 Privacy")
+    assert screen.text.endswith("7 Privacy")
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,16 @@ from bot.i18n import Translator
 
 def privacy_notice(t: Translator) -> str:
     return t.gettext(
-        "What we process: the NIK and the name as written on your KTP that you type here, "
-        "only to find your household in DTSEN (the national social-economic registry).\n"
-        "Why: to tell you your social-aid status. Nothing else.\n"
-        "How long: the NIK and name are dropped as soon as the check is done; an unfinished "
-        "conversation is erased after 30 minutes without activity. To stop abuse, a one-way "
-        "pseudonym of the NIK is kept for one hour. We keep your language and your consent, "
+        "What we process: the NIK and the name as written on the KTP that you type here, "
+        "to find the household in DTSEN (the national social-economic registry); and what "
+        "you file (a proposal, an objection or a correction, with its photos), to send it "
+        "to DTSEN.\n"
+        "Why: to tell you your social-aid status and to carry your filings to the registry. "
+        "Nothing else.\n"
+        "How long: a NIK and name typed for a check are dropped when the check is done, or "
+        "after 30 minutes without activity if you may still object to the result. To stop "
+        "abuse, a one-way pseudonym of the NIK is kept for one hour. A filing is kept, "
+        "sealed, so that you can follow its ticket. We keep your language and your consent, "
         "linked to a pseudonym of your account.\n"
         "This service is FREE. We never ask for money, a PIN, a password or an OTP code. "
         "Never give them to anyone who asks in the name of social aid.\n"
@@ -42,8 +46,7 @@ def consent_prompt(state: DialogState, t: Translator) -> Reply:
         + "\n\n"
         + t.gettext("Do you agree?"),
         brief=t.gettext(
-            "DTSEN aid check. NIK & name only for this check, not kept. "
-            "Free: no money/PIN/OTP ever."
+            "DTSEN aid check. NIK & name: for checks & filings only. Free: no money/PIN/OTP."
         ),
         choices=(
             Choice("agree", t.gettext("Agree, check status")),
@@ -78,7 +81,9 @@ def handle_consent(state: DialogState, inp: Input, t: Translator) -> Transition 
 def privacy_prompt(state: DialogState, t: Translator) -> Reply:
     return Reply(
         text=privacy_notice(t) + "\n\n" + t.gettext("You have agreed. Keep your consent?"),
-        brief=t.gettext("NIK & name used only for the check, not kept. Free; never money/PIN/OTP."),
+        brief=t.gettext(
+            "NIK & name: used for checks, kept only in filings. Free; no money/PIN/OTP."
+        ),
         choices=(
             Choice("keep", t.gettext("Keep consent")),
             Choice("withdraw", t.gettext("Withdraw consent")),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.dialogs.filing import start_filing
 from bot.dialogs.model import Choice, DialogState, Expect, Input, InputKind, Reply, Transition
-from bot.dialogs.status import handle_nik
+from bot.dialogs.status import CHECKED_NAME, CHECKED_NIK, OBJECT_TO_RESULT, handle_nik
 from bot.i18n import Translator
 from bot.nik import NIK_LENGTH
 
@@ -12,11 +13,22 @@ _NIK_LIKE_MIN_DIGITS = 10
 
 
 def menu_prompt(state: DialogState, t: Translator) -> Reply:
+    filings = (
+        (
+            Choice("proposal", t.gettext("Propose a household")),
+            Choice("objection", t.gettext("Object (sanggah)")),
+        )
+        if state.context.photos
+        else (Choice("objection", t.gettext("Object to my status")),)
+    )
     return Reply(
         text=t.gettext("DTSEN social-aid service. What would you like to do?"),
-        brief=t.gettext("DTSEN aid check (free, no PIN/OTP ever)"),
+        brief=t.gettext("DTSEN aid: free, never PIN/OTP"),
         choices=(
             Choice("check", t.gettext("Check aid status")),
+            *filings,
+            Choice("correction", t.gettext("Correct data")),
+            Choice("tickets", t.gettext("My tickets")),
             Choice("language", t.gettext("Change language")),
             Choice("help", t.gettext("Help")),
             Choice("privacy", t.gettext("Privacy")),
@@ -28,6 +40,11 @@ def menu_prompt(state: DialogState, t: Translator) -> Reply:
 def handle_menu(state: DialogState, inp: Input, t: Translator) -> Transition | None:
     if inp.kind is InputKind.TEXT and _looks_like_nik(inp.value):
         return handle_nik(state.at("status.nik"), inp, t)
+    if inp.kind is InputKind.CHOICE and inp.value == OBJECT_TO_RESULT:
+        # The household just checked: its NIK and name are kept until the step expires.
+        nik, name = state.text(CHECKED_NIK), state.text(CHECKED_NAME)
+        prefill = {"nik": nik, "name": name} if nik and name else None
+        return start_filing(state, "objection_own", prefill)
     return None
 
 

@@ -6,8 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
+from typing import ClassVar
 
-from registry_client.models import StatusReport
+from bot.filings import FilingDraft, FilingOutcome, TicketHistory, TicketList
+from bot.lookup import LookupOutcome
+
+# Working data is JSON: it is sealed into the conversation row between steps.
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 class InputKind(StrEnum):
@@ -15,14 +20,33 @@ class InputKind(StrEnum):
     TEXT = "text"
     CHOICE = "choice"  # a button pressed: `value` is the choice key
     COMMAND = "command"  # `value` is the command name without the slash
-    PHOTO = "photo"
-    OTHER = "other"  # a sticker, a voice note, a file: nothing a step can use yet
+    PHOTO = "photo"  # a photo: `attachment` says where to fetch it
+    FILE = "file"  # a file sent as a document: `attachment` has its declared type
+    LOCATION = "location"  # a shared location: `location`
+    OTHER = "other"  # a sticker, a voice note: nothing a step can use
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the channel holds for us: `ref` fetches it through the channel's FileSource."""
+
+    ref: str
+    size: int | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLocation:
+    lat: float
+    lon: float
 
 
 @dataclass(frozen=True, slots=True)
 class Input:
     kind: InputKind
     value: str = ""
+    attachment: Attachment | None = None
+    location: SharedLocation | None = None
 
     def __repr__(self) -> str:  # typed text may be a NIK or a name: keep it out of logs
         return f"Input({self.kind.value})"
@@ -34,6 +58,7 @@ class Expect(StrEnum):
     TEXT = "text"
     CHOICE = "choice"
     PHOTO = "photo"
+    LOCATION = "location"
     NOTHING = "nothing"  # the exchange is complete (a USSD session ends here)
 
 
@@ -65,9 +90,17 @@ class Reply:
 
 
 # Bump when the privacy notice changes: everyone is asked again.
-CONSENT_VERSION = "2026-11"
+CONSENT_VERSION = "2026-12"
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, JsonValue] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class DialogContext:
+    """What the channel and the operator's settings allow; given by the engine, not saved."""
+
+    photos: bool = True  # the channel can receive photos and locations
+    area_rule: str = "kecamatan"  # bot.filings.AreaRule for objections about a recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +108,22 @@ class DialogState:
     step: str
     language: str
     consent_version: str | None = None
-    data: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    data: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY)
     offered: tuple[str, ...] = ()  # choice keys of the last reply, for numbered answers
+    context: DialogContext = field(default_factory=DialogContext, compare=False)
 
     @property
     def consented(self) -> bool:
         return self.consent_version == CONSENT_VERSION
 
-    def at(self, step: str, **data: str) -> DialogState:
+    def at(self, step: str, **data: JsonValue) -> DialogState:
         """This state moved to `step`, with only the given working data."""
         return replace(self, step=step, data=MappingProxyType(dict(data)))
+
+    def text(self, key: str) -> str | None:
+        """A string of the working data, or None."""
+        value = self.data.get(key)
+        return value if isinstance(value, str) else None
 
     def detour(self, step: str, return_to: str) -> DialogState:
         """Move to a side step (language, help) that comes back to `return_to` afterwards."""
@@ -92,19 +131,23 @@ class DialogState:
 
     def back_from_detour(self) -> DialogState:
         """Return from a side step to where the person was, with their working data."""
-        return self.at(self.data.get("return_to", "menu"), **self._working_data())
+        return self.at(self.text("return_to") or "menu", **self._working_data())
 
-    def _working_data(self) -> dict[str, str]:
+    def _working_data(self) -> dict[str, JsonValue]:
         return {key: value for key, value in self.data.items() if key != "return_to"}
 
     def __repr__(self) -> str:
         return f"DialogState(step={self.step!r}, language={self.language!r})"
 
 
+# --- effects: what a step asks the engine to do; the outcome comes back to `resume` ---
+
+
 @dataclass(frozen=True, slots=True)
 class StatusLookup:
-    """Ask the registry about a NIK + name; the answer comes back through `resume`."""
+    """Ask the registry about a NIK + name."""
 
+    in_transaction: ClassVar[bool] = False
     nik: str
     name: str
 
@@ -112,13 +155,57 @@ class StatusLookup:
         return "StatusLookup(****)"
 
 
-class LookupFailure(StrEnum):
-    NOT_FOUND = "not_found"  # unknown NIK and wrong name alike: the registry is no oracle
-    UNAVAILABLE = "unavailable"
-    THROTTLED = "throttled"
+@dataclass(frozen=True, slots=True)
+class ReceivePhoto:
+    """Fetch a photo through the channel, check it, re-encode it and keep it."""
+
+    in_transaction: ClassVar[bool] = False
+    attachment: Attachment
 
 
-LookupOutcome = StatusReport | LookupFailure
+@dataclass(frozen=True, slots=True)
+class SubmitFiling:
+    """Store a confirmed filing with its outbox row, in the step's own transaction."""
+
+    in_transaction: ClassVar[bool] = True
+    draft: FilingDraft
+
+
+@dataclass(frozen=True, slots=True)
+class ListTickets:
+    """The person's tickets, newest first."""
+
+    in_transaction: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTicket:
+    """One of the person's tickets with its history."""
+
+    in_transaction: ClassVar[bool] = True
+    ticket: str
+
+
+Effect = StatusLookup | ReceivePhoto | SubmitFiling | ListTickets | ShowTicket
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoAccepted:
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRefused:
+    problem: str  # bot.photos.PhotoProblem, or "unavailable" when it could not be fetched
+
+
+@dataclass(frozen=True, slots=True)
+class TicketMissing:
+    ticket: str
+
+
+PhotoOutcome = PhotoAccepted | PhotoRefused
+Outcome = LookupOutcome | PhotoOutcome | FilingOutcome | TicketList | TicketHistory | TicketMissing
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +219,9 @@ class Notice:
 @dataclass(frozen=True, slots=True)
 class Transition:
     """Where a step leads. Without a reply, the new step's own prompt is shown, after
-    the notice if there is one."""
+    the notice if there is one. With an effect, the reply comes from `resume`."""
 
     state: DialogState
     reply: Reply | None = None
-    effect: StatusLookup | None = None
+    effect: Effect | None = None
     notice: Notice | None = None

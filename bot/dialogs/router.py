@@ -1,28 +1,34 @@
 """One entry point for every dialog: route an input to the step it belongs to.
 
-`step` and `resume` are pure: (state, input) → transition. Commands that work anywhere
-(/start, /cek, /bahasa, /bantuan, /privasi, /batal, USSD `0` and `00`) are handled here,
-and so is every input a step cannot use: it gets a clear notice and the same prompt again.
+`step` and `resume` are pure: (state, input) → transition, (state, outcome) → transition.
+Commands that work anywhere (/start, /cek, /usul, /sanggah, /perbaiki, /tiket, /bahasa,
+/bantuan, /privasi, /batal, USSD `0` and `00`) are handled here, and so is every input a
+step cannot use: it gets a clear notice and the same prompt again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from bot.dialogs import filing, tickets
 from bot.dialogs.consent import consent_prompt, handle_consent, handle_privacy, privacy_prompt
 from bot.dialogs.language import handle_language, language_prompt
 from bot.dialogs.menu import handle_menu, help_prompt, menu_prompt
 from bot.dialogs.model import (
+    Choice,
     DialogState,
     Expect,
     Input,
     InputKind,
-    LookupOutcome,
     Notice,
+    Outcome,
+    PhotoAccepted,
+    PhotoRefused,
     Reply,
     Transition,
 )
+from bot.dialogs.notifications import render_notification
 from bot.dialogs.status import (
     handle_name,
     handle_nik,
@@ -31,7 +37,11 @@ from bot.dialogs.status import (
     resume_lookup,
     waiting_prompt,
 )
+from bot.filings import FilingAccepted, FilingRefused
 from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
+from bot.lookup import LookupFailure
+from bot.notifications import Notification
+from registry_client.models import StatusReport
 
 Prompt = Callable[[DialogState, Translator], Reply]
 Handler = Callable[[DialogState, Input, Translator], Transition | None]
@@ -50,7 +60,20 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     "status.nik": (nik_prompt, handle_nik),
     "status.name": (name_prompt, handle_name),
     "status.waiting": (waiting_prompt, _ignores),
+    filing.SORT_STEP: (filing.sort_prompt, filing.handle_sort),
+    filing.FIELD_STEP: (filing.field_prompt, filing.handle_field),
+    filing.RECEIVING_STEP: (filing.receiving_prompt, _ignores),
+    filing.REVIEW_STEP: (filing.review_prompt, filing.handle_review),
+    filing.CHANGE_STEP: (filing.change_prompt, filing.handle_change),
+    filing.SUBMITTING_STEP: (filing.submitting_prompt, _ignores),
+    tickets.LOADING_STEP: (tickets.loading_prompt, _ignores),
+    tickets.LIST_STEP: (tickets.list_prompt, tickets.handle_list),
+    tickets.SHOW_STEP: (tickets.show_prompt, _ignores),
 }
+# Steps that wait for an effect's outcome: input meanwhile changes nothing.
+WAITING_STEPS = frozenset(
+    {"status.waiting", filing.RECEIVING_STEP, filing.SUBMITTING_STEP, tickets.LOADING_STEP}
+)
 
 # Command names as typed (Indonesian and English) → the one name used below.
 COMMANDS = {
@@ -68,6 +91,17 @@ COMMANDS = {
     "menu": "home",
     "home": "home",
     "back": "back",
+    "usul": "proposal",
+    "propose": "proposal",
+    "proposal": "proposal",
+    "sanggah": "objection",
+    "object": "objection",
+    "objection": "objection",
+    "perbaiki": "correction",
+    "correct": "correction",
+    "correction": "correction",
+    "tiket": "tickets",
+    "tickets": "tickets",
 }
 
 # Where "back" leads from each step (steps that remember their origin use it instead).
@@ -79,7 +113,19 @@ _BACK = {
     "menu": "menu",
 }
 # Steps a detour (language, help) may come back to: their working data survives it.
-_RETURNABLE = ("menu", "consent", "privacy", "status.nik", "status.name")
+_RETURNABLE = (
+    "menu",
+    "consent",
+    "privacy",
+    "status.nik",
+    "status.name",
+    filing.SORT_STEP,
+    filing.FIELD_STEP,
+    filing.REVIEW_STEP,
+    filing.CHANGE_STEP,
+    tickets.LIST_STEP,
+)
+_FILING_STEPS = (filing.FIELD_STEP, filing.REVIEW_STEP, filing.CHANGE_STEP)
 
 # Numbered answers are short; a longer run of digits is data (a NIK), not a choice.
 _MAX_CHOICE_DIGITS = 2
@@ -94,13 +140,16 @@ def prompt_for(state: DialogState) -> Reply:
     return prompt(state, translator(state.language))
 
 
-def step(state: DialogState, inp: Input) -> Transition:
-    """The next state and reply for one input."""
+def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> Transition:
+    """The next state and reply for one input. `mail` holds messages kept for a channel
+    that cannot push (USSD): they are shown once, at the start of the next session."""
     if state.step not in STEPS:
         state = _home(state)
     t = translator(state.language)
     inp = _resolve_number(state, inp)
     if inp.kind is InputKind.START:
+        if mail and state.consented:
+            return _finish(Transition(_home(state), reply=_mail_reply(mail, t)))
         return _finish(Transition(_home(state)))
     if inp.kind is InputKind.COMMAND or (
         inp.kind is InputKind.CHOICE and inp.value in COMMANDS and inp.value in state.offered
@@ -121,10 +170,28 @@ def step(state: DialogState, inp: Input) -> Transition:
     return _finish(transition)
 
 
-def resume(state: DialogState, outcome: LookupOutcome) -> Transition:
-    """Continue after the registry answered a StatusLookup."""
-    transition = resume_lookup(state, outcome, translator(state.language))
+def resume(state: DialogState, outcome: Outcome) -> Transition:
+    """Continue once an effect has its outcome."""
+    t = translator(state.language)
+    if isinstance(outcome, StatusReport | LookupFailure):
+        transition = resume_lookup(state, outcome, t)
+    elif isinstance(outcome, PhotoAccepted | PhotoRefused):
+        transition = filing.resume_photo(state, outcome, t)
+    elif isinstance(outcome, FilingAccepted | FilingRefused):
+        transition = filing.resume_submit(state, outcome, t)
+    else:
+        transition = tickets.resume_tickets(state, outcome, t)
     return _finish(transition)
+
+
+def _mail_reply(mail: Sequence[Notification], t: Translator) -> Reply:
+    rendered = [render_notification(message, t) for message in mail]
+    return Reply(
+        text="\n\n".join(reply.text for reply in rendered),
+        brief="\n".join(reply.brief or reply.text for reply in rendered),
+        choices=(Choice("home", t.gettext("Menu")),),
+        expects=Expect.CHOICE,
+    )
 
 
 def _finish(transition: Transition) -> Transition:
@@ -150,7 +217,10 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return Transition(
             state,
             notice=Notice(
-                t.gettext("Unknown command. Use /cek, /bahasa, /bantuan, /privasi or /batal."),
+                t.gettext(
+                    "Unknown command. Use /cek, /usul, /sanggah, /perbaiki, /tiket, /bahasa, "
+                    "/bantuan, /privasi or /batal."
+                ),
                 t.gettext("Unknown command."),
             ),
         )
@@ -158,17 +228,42 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return Transition(_home(state))
     if command == "back":
         return Transition(_back(state))
+    if command in _NEEDS_CONSENT and not state.consented:
+        return Transition(_home(state))
     if command == "check":
-        return Transition(state.at("status.nik") if state.consented else _home(state))
+        return Transition(state.at("status.nik"))
+    if command == "proposal":
+        if not state.context.photos:
+            return Transition(state, notice=_needs_photos_notice(t))
+        return filing.start_filing(state, "proposal")
+    if command == "objection":
+        return filing.start_objection(state)
+    if command == "correction":
+        return filing.start_filing(state, "correction")
+    if command == "tickets":
+        return tickets.list_tickets(state)
     if command == "privacy":
-        return Transition(state.at("privacy") if state.consented else _home(state))
+        return Transition(state.at("privacy"))
     # language and help are detours: they come back to where the person was.
     return Transition(state.detour(command, _return_point(state)))
 
 
+_NEEDS_CONSENT = frozenset({"check", "proposal", "objection", "correction", "tickets", "privacy"})
+
+
+def _needs_photos_notice(t: Translator) -> Notice:
+    return Notice(
+        t.gettext(
+            "A proposal needs photos of the house. File it in our Telegram bot, or ask a "
+            "PKH facilitator to file it for you."
+        ),
+        t.gettext("A proposal needs photos: use Telegram or a PKH facilitator."),
+    )
+
+
 def _return_point(state: DialogState) -> str:
     if state.step in ("language", "help"):
-        return state.data.get("return_to", "menu")
+        return state.text("return_to") or "menu"
     if state.step in _RETURNABLE:
         return state.step
     return _home(state).step
@@ -177,8 +272,10 @@ def _return_point(state: DialogState) -> str:
 def _back(state: DialogState) -> DialogState:
     if state.step in ("language", "help"):
         return state.back_from_detour()
-    if state.step == "status.waiting":
+    if state.step in WAITING_STEPS:
         return state
+    if state.step in _FILING_STEPS:
+        return filing.filing_back(state)
     target = _BACK.get(state.step, "menu")
     if target == "menu" and not state.consented:
         target = "consent"
@@ -202,8 +299,21 @@ def _not_usable(state: DialogState, inp: Input, t: Translator) -> Transition:
     prompt = prompt_for(state)
     if prompt.expects is Expect.NOTHING:  # e.g. waiting for the registry: just say so
         return Transition(state, reply=prompt)
-    if inp.kind in (InputKind.PHOTO, InputKind.OTHER):
+    if prompt.expects is Expect.PHOTO:
+        return Transition(
+            state, notice=Notice(t.gettext("Please send a photo here (JPEG, PNG or WebP)."))
+        )
+    if prompt.expects is Expect.LOCATION:
+        return Transition(
+            state,
+            notice=Notice(
+                t.gettext("Please share a location (paperclip, then Location), or press Skip.")
+            ),
+        )
+    if inp.kind in (InputKind.PHOTO, InputKind.FILE, InputKind.OTHER):
         return Transition(state, notice=Notice(t.gettext("We do not need a photo or a file here.")))
+    if inp.kind is InputKind.LOCATION:
+        return Transition(state, notice=Notice(t.gettext("We do not need a location here.")))
     if prompt.expects is Expect.CHOICE:
         count = len(prompt.choices)
         notice = Notice(

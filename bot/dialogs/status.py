@@ -10,8 +10,6 @@ from bot.dialogs.model import (
     Expect,
     Input,
     InputKind,
-    LookupFailure,
-    LookupOutcome,
     Notice,
     Reply,
     StatusLookup,
@@ -19,7 +17,14 @@ from bot.dialogs.model import (
 )
 from bot.dialogs.status_report import render_report
 from bot.i18n import Translator
+from bot.lookup import LookupFailure, LookupOutcome
 from bot.nik import InvalidNik, NikProblem, parse_nik
+
+# After a household was found, its NIK and name stay (sealed, until the step expires) so
+# that an objection to the result needs no retyping.
+CHECKED_NIK = "checked_nik"
+CHECKED_NAME = "checked_name"
+OBJECT_TO_RESULT = "object_status"
 
 NAME_MAX_LENGTH = 100
 # Letters of any script, spaces and the punctuation found in names on KTPs.
@@ -92,10 +97,12 @@ def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | N
     problem = name_problem(name, t)
     if problem is not None:
         return Transition(state, notice=problem)
-    nik = state.data.get("nik")
+    nik = state.text("nik")
     if nik is None:  # the NIK was lost (expired step): ask again rather than guess
         return Transition(state.at("status.nik"))
-    return Transition(state.at("status.waiting"), effect=StatusLookup(nik=nik, name=name))
+    return Transition(
+        state.at("status.waiting", nik=nik, name=name), effect=StatusLookup(nik=nik, name=name)
+    )
 
 
 def name_problem(name: str, t: Translator) -> Notice | None:
@@ -122,12 +129,17 @@ def waiting_prompt(state: DialogState, t: Translator) -> Reply:
 
 
 def resume_lookup(state: DialogState, outcome: LookupOutcome, t: Translator) -> Transition:
-    """Turn the registry's answer into the reply; the NIK and name leave the state here."""
-    done = state.at("menu")
+    """Turn the registry's answer into the reply. The NIK and name leave the state here,
+    unless a household was found: then they stay for an objection to the result."""
     again = (Choice("check", t.gettext("Check another NIK")), Choice("home", t.gettext("Menu")))
     if isinstance(outcome, LookupFailure):
-        return Transition(done, reply=_failure_reply(outcome, t, again))
-    return Transition(done, reply=render_report(outcome, t, again))
+        return Transition(state.at("menu"), reply=_failure_reply(outcome, t, again))
+    nik, name = state.text("nik"), state.text("name")
+    if nik is None or name is None:
+        return Transition(state.at("menu"), reply=render_report(outcome, t, again))
+    found = state.at("menu", **{CHECKED_NIK: nik, CHECKED_NAME: name})
+    choices = (again[0], Choice(OBJECT_TO_RESULT, t.gettext("Object to this result")), again[1])
+    return Transition(found, reply=render_report(outcome, t, choices))
 
 
 def _failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ...]) -> Reply:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -78,3 +88,114 @@ class LookupAttempt(Base):
     __table_args__ = (
         Index("ix_lookup_attempts_subject_key", "subject", "key_hash", "attempted_at"),
     )
+
+
+class Filing(Base):
+    """A proposal, objection or correction. What was filed (NIK, name, text) is sealed;
+    the subject's NIK is also kept as a keyed hash to find duplicates, and the filer's
+    address (chat id, phone) sealed, to tell them when the ticket moves."""
+
+    __tablename__ = "filings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID: the Idempotency-Key
+    ticket: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
+    sealed_document: Mapped[bytes] = mapped_column(LargeBinary)
+    language: Mapped[str] = mapped_column(String(8))
+    filer_channel: Mapped[str] = mapped_column(String(16))
+    filer_hash: Mapped[str] = mapped_column(String(64))
+    sealed_filer_address: Mapped[bytes] = mapped_column(LargeBinary)
+    facilitator_id: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(20))
+    stage_reason: Mapped[str | None] = mapped_column(String(64))
+    registry_ticket: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_filings_filer", "filer_channel", "filer_hash", "created_at"),
+        Index("ix_filings_subject", "kind", "subject_hash", "stage"),
+    )
+
+
+class FilingPhotoRef(Base):
+    """A photo of a filing, by the SHA-256 of its re-encoded JPEG in the blob store."""
+
+    __tablename__ = "filing_photos"
+
+    filing_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("filings.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+class FilingEvent(Base):
+    """A ticket's history: every stage it reached, with the reason, once each."""
+
+    __tablename__ = "filing_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    filing_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("filings.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(20))
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column()
+
+
+class OutboxEntry(Base):
+    """A filing on its way to the registry. Written in the same transaction as the filing;
+    a worker claims it with a lease, sends it, and records the outcome."""
+
+    __tablename__ = "outbox"
+
+    filing_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("filings.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(12))  # pending, delivered, refused, dead
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+
+class OutboundMessage(Base):
+    """A message the service sends on its own (a ticket moved). Delivered by the channel's
+    outbound port; a channel that cannot push (USSD) holds it for the next session."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    sealed_address: Mapped[bytes] = mapped_column(LargeBinary)
+    language: Mapped[str] = mapped_column(String(8))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(12))  # pending, held, sent, gone, failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_outbound_messages_due", "state", "next_attempt_at"),
+        Index("ix_outbound_messages_address", "channel", "address_hash", "state"),
+    )
+
+
+class RegistryCursor(Base):
+    """Where a follower of a registry feed has read up to."""
+
+    __tablename__ = "registry_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(512))
+    updated_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,61 @@
+"""Carries out what dialog steps ask for (the closed set of effects in dialogs/model.py)
+by handing each to its domain service. Slow effects run between transactions; the
+others run inside the transaction that saves the step asking for them."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.dialogs.model import (
+    Effect,
+    ListTickets,
+    Outcome,
+    PhotoRefused,
+    ReceivePhoto,
+    ShowTicket,
+    StatusLookup,
+    SubmitFiling,
+)
+from bot.filing_service import FilingService
+from bot.filings import Filer
+from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
+from bot.status_service import StatusService
+
+
+class EffectRunner:
+    def __init__(self, status: StatusService, photos: PhotoIntake, filings: FilingService) -> None:
+        self.status = status
+        self.photos = photos
+        self.filings = filings
+
+    async def run_slow(
+        self,
+        effect: Effect,
+        *,
+        channel: str,
+        address_hash: str,
+        files: FileSource | None,
+        lookup_budget_s: float | None,
+    ) -> Outcome:
+        if isinstance(effect, StatusLookup):
+            return await self.status.check(
+                channel=channel,
+                address_hash=address_hash,
+                nik=effect.nik,
+                name=effect.name,
+                budget_s=lookup_budget_s,
+            )
+        if isinstance(effect, ReceivePhoto):
+            if files is None:  # a channel without files cannot have sent one
+                return PhotoRefused(UNAVAILABLE)
+            return await self.photos.receive(files, effect.attachment)
+        raise TypeError(f"{type(effect).__name__} runs inside a transaction")
+
+    async def run_in(self, session: AsyncSession, effect: Effect, filer: Filer) -> Outcome:
+        if isinstance(effect, SubmitFiling):
+            return await self.filings.submit(session, filer, effect.draft)
+        if isinstance(effect, ListTickets):
+            return await self.filings.tickets(session, filer)
+        if isinstance(effect, ShowTicket):
+            return await self.filings.ticket(session, filer, effect.ticket)
+        raise TypeError(f"{type(effect).__name__} does not run inside a transaction")
