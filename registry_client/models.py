@@ -1,4 +1,4 @@
-"""Typed values of the registry's wire contract (docs/registry-api.md), shared by client and sandbox."""
+"""Typed values of the registry wire contract (docs/registry-api.md), for client and sandbox."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from bot.filings import Filer, FilingDraft, FilingOutcome, FilingPhoto
 
 def jpeg_photo(seed: int, size: tuple[int, int] = (640, 480)) -> bytes:
     """A small noisy JPEG, different for each seed (so each has its own hash)."""
-    rng = random.Random(seed)  # noqa: S311
+    rng = random.Random(seed)
     image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     for _ in range(40):
         x, y = rng.randrange(size[0] - 20), rng.randrange(size[1] - 20)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from bot.app import Services, utc_now
 from bot.filings import FilingAccepted, FilingRefusal, FilingRefused
 from bot.outbound import Delivery, DeliveryResult, OutboundDispatcher
@@ -147,7 +148,8 @@ async def test_a_worker_killed_mid_delivery_is_restarted_and_sends_each_once(
         "OUTBOX_LEASE_S": "2",
     }
     command = [sys.executable, "-m", "bot.cli", "outbox"]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    first = await asyncio.create_subprocess_exec(*command, env=env, **pipes)
     try:
         for _ in range(200):  # until the registry has taken some of them
             if await queue(sandbox):
@@ -155,11 +157,11 @@ async def test_a_worker_killed_mid_delivery_is_restarted_and_sends_each_once(
             await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
     finally:
-        first.wait(10)
+        await asyncio.wait_for(first.communicate(), 10)
     assert first.returncode == -signal.SIGKILL
     assert await depth(services) > 0  # it died before recording the answers
     await set_faults(sandbox)
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    second = await asyncio.create_subprocess_exec(*command, env=env, **pipes)
     try:
         for _ in range(300):
             if await depth(services) == 0:
@@ -167,7 +169,7 @@ async def test_a_worker_killed_mid_delivery_is_restarted_and_sends_each_once(
             await asyncio.sleep(0.05)
     finally:
         second.send_signal(signal.SIGTERM)
-        output = second.communicate(timeout=15)[0].decode()
+        output = (await asyncio.wait_for(second.communicate(), 15))[0].decode()
     assert await depth(services) == 0, output
     assert_each_exactly_once(await queue(sandbox), filed)
 

@@ -13,13 +13,13 @@ from sqlalchemy import select, text
 from bot.app import Services
 from bot.crypto import KeyRing
 from bot.dialog_engine import DialogEngine
+from bot.dialogs.model import Input, InputKind
 from bot.effects import EffectRunner
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
+from bot.housekeeping import Swept, sweep
 from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
-from bot.dialogs.model import Input, InputKind
-from bot.housekeeping import Swept, sweep
 from bot.status_service import StatusService
 from bot.storage.database import open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head

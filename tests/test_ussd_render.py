@@ -3,15 +3,14 @@ without being cut; and the Africa's Talking format maps both ways."""
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 from itertools import product
 
 import pytest
 
 from bot.dialogs import router
-import json
-from datetime import UTC, datetime
-
 from bot.dialogs.model import DialogContext, DialogState, Expect, Input, InputKind, Reply
 from bot.filings import (
     FilingAccepted,

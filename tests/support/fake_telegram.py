@@ -108,6 +108,7 @@ _LANGUAGE_CODE_RE = re.compile(r"(?:[a-z]{2})?")
 _MAX_TEXT_LENGTH = 4096
 _MAX_CAPTION_LENGTH = 1024
 _MAX_CALLBACK_DATA_BYTES = 64
+_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 
 class ApiCall(NamedTuple):
@@ -181,6 +182,7 @@ class StoredMessage:
     reply_markup: JSONDict | None = None
     photo: list[JSONDict] | None = None
     document: JSONDict | None = None
+    location: JSONDict | None = None
     reply_to: StoredMessage | None = None
     edit_date: int | None = None
     deleted: bool = False
@@ -200,6 +202,7 @@ class StoredMessage:
             "caption_entities": self.caption_entities or None,
             "photo": self.photo,
             "document": self.document,
+            "location": self.location,
             "reply_markup": self.reply_markup,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
@@ -436,6 +439,20 @@ class FakeTelegram:
             chat, user, caption=caption, document=self._document(data, file_name, mime_type)
         )
         return self._enqueue_message(message)
+
+    def send_location(
+        self,
+        chat_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        user_id: int | None = None,
+        language_code: str = "id",
+    ) -> JSONDict:
+        """The user shares a location (paperclip, then Location)."""
+        chat, user = self._user_in_chat(chat_id, user_id, language_code)
+        where = {"latitude": latitude, "longitude": longitude}
+        return self._enqueue_message(self._store_message(chat, user, location=where))
 
     def press_button(
         self,
@@ -965,6 +982,8 @@ class FakeTelegram:
         stored = self._files.get(str(params.get("file_id") or ""))
         if stored is None:
             raise _bad_request("invalid file_id")
+        if len(stored.content) > _MAX_DOWNLOAD_BYTES:  # as Telegram: bots get up to 20 MB
+            raise _bad_request("file is too big")
         return stored.to_api()
 
 
