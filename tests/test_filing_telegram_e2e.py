@@ -187,7 +187,7 @@ async def test_an_objection_about_a_recipient_with_photo_and_location(
     await person.say(recipient.nik)
     assert "photos" in (await person.tap("owns_car"))["text"]
     first = await person.photo(jpeg_photo(5))
-    assert "Photo 1 of at most 3" in first["text"] and "done" in person.buttons()
+    assert "Photo 1 received (at most 3)" in first["text"] and "done" in person.buttons()
     again = await person.photo(jpeg_photo(5))
     assert "already sent this photo" in again["text"]
     asked_location = await person.tap("done")

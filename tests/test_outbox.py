@@ -258,3 +258,17 @@ async def test_dead_letters_are_listed_and_sent_again(
     await set_faults(sandbox)
     await drain(services, outbox)
     assert_each_exactly_once(await queue(sandbox), filed)
+
+
+async def test_two_workers_share_the_queue_without_sending_any_filing_twice(
+    services: Services, sandbox: RunningSandbox
+) -> None:
+    filed = await file_many(services, sandbox, 10)
+    first, second = worker(services, batch=3), worker(services, batch=3)
+    for _ in range(50):
+        if await depth(services) == 0:
+            break
+        await asyncio.gather(first.deliver_due(), second.deliver_due())
+    items = await queue(sandbox)
+    assert_each_exactly_once(items, filed)
+    assert all(item["received_count"] == 1 for item in items)  # no row was claimed twice

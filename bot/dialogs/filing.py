@@ -216,7 +216,7 @@ def _media_prompt(state: DialogState, draft: Draft, f: Field, text: str, t: Tran
     have = draft.photos_of(f.role) if f.kind is FieldKind.PHOTO else 0
     if f.kind is FieldKind.PHOTO and have:
         text = (
-            t.gettext("Photo {count} of at most {most} received.").format(count=have, most=f.most)
+            t.gettext("Photo {count} received (at most {most}).").format(count=have, most=f.most)
             + "\n"
             + text
         )
@@ -420,7 +420,7 @@ def review_prompt(state: DialogState, t: Translator) -> Reply:
     lines.append(t.gettext("Is everything right?"))
     return Reply(
         text="\n".join(lines),
-        brief=f"{t.gettext(spec.title)}\n{t.gettext('Send it?')}",
+        brief=t.gettext(spec.title) + "\n" + t.gettext("Send it?"),
         choices=(
             Choice("confirm", t.gettext("Send")),
             Choice("change", t.gettext("Change something")),
@@ -465,7 +465,8 @@ def handle_review(state: DialogState, inp: Input, t: Translator) -> Transition |
         return Transition(_with(state, CHANGE_STEP, draft))
     if inp.value == "discard":
         return Transition(
-            state.at("menu"), notice=Notice(t.gettext("Cancelled. Nothing was sent."))
+            state.at("menu"),
+            notice=Notice(t.gettext("Cancelled. Nothing was sent."), t.gettext("Cancelled.")),
         )
     return None
 

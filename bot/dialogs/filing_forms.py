@@ -279,7 +279,7 @@ OBJECTION_OTHER = Form(
         Field(
             "identify_by",
             FieldKind.CHOICE,
-            N_("Recipient known by"),
+            N_("How the recipient is identified"),
             N_("What do you know about the recipient?"),
             options=_IDENTIFY_BY,
         ),
@@ -390,7 +390,7 @@ CORRECTION = Form(
             N_("Supporting photo"),
             N_(
                 "Send a photo of a supporting document: the family card (KK), a birth or "
-                "death certificate, or for the house, a photo of it."
+                "death certificate; for the house condition, a photo of the house."
             ),
             visible=_needs_document,
         ),

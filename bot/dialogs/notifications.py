@@ -33,7 +33,7 @@ def _next_step(stage: str, t: Translator) -> str | None:
     if stage == "rejected":
         return t.gettext("If you have new evidence, you may file again, or ask the village office.")
     if stage == "refused":
-        return t.gettext("Please correct it and file again; nothing else was sent.")
+        return t.gettext("DTSEN did not take this filing. Please correct it and file again.")
     if stage == "in_verification":
         return t.gettext("An officer may visit the household.")
     return None
