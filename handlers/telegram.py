@@ -27,7 +27,8 @@ from telegram.ext import (
 )
 
 from bot.dialog_engine import DialogEngine
-from bot.dialogs.model import Attachment, Input, InputKind, Reply, SharedLocation
+from bot.dialogs.model import Attachment, Input, InputKind, Reply
+from bot.filings import Location
 from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
 from bot.outbound import Delivery, DeliveryResult
 from bot.photo_intake import FileTooLarge, FileUnavailable
@@ -134,7 +135,7 @@ def input_from_message(message: Message) -> Input:
         attachment = Attachment(document.file_id, document.file_size, document.mime_type)
         return Input(InputKind.FILE, attachment=attachment)
     if message.location is not None:
-        where = SharedLocation(message.location.latitude, message.location.longitude)
+        where = Location(message.location.latitude, message.location.longitude)
         return Input(InputKind.LOCATION, location=where)
     return Input(InputKind.OTHER)
 

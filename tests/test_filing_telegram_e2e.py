@@ -11,23 +11,19 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from telegram.ext import Application
 
 from bot.app import Services, utc_now
 from bot.outbound import OutboundDispatcher
 from handlers.telegram import (
     TelegramOutbound,
-    build_telegram_application,
-    start_polling,
-    stop_polling,
 )
 from registry_client.sandbox import RunningSandbox
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
+from tests.support.telegram_bot import App, polling_bot
 from tests.test_outbox import drain, queue, sandbox_json, worker
 
 CHAT = 5151
-App = Application[Any, Any, Any, Any, Any, Any]
 
 
 @pytest.fixture
@@ -39,17 +35,8 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    application = build_telegram_application(
-        fake.token,
-        services.engine,
-        api_base=f"{fake.api_url}/bot",
-        file_api_base=f"{fake.api_url}/file/bot",
-    )
-    await start_polling(application, poll_timeout=1)
-    try:
+    async with polling_bot(fake, services) as application:
         yield application
-    finally:
-        await stop_polling(application)
 
 
 class Person:

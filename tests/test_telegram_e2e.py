@@ -12,9 +12,9 @@ from telegram.ext import Application
 
 from bot.app import Services
 from bot.logging_setup import quiet_library_loggers
-from handlers.telegram import build_telegram_application, start_polling, stop_polling
 from registry_client.sandbox import RunningSandbox
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
+from tests.support.telegram_bot import App, polling_bot
 
 CHAT = 4242
 
@@ -27,20 +27,9 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-async def bot_app(
-    fake: FakeTelegram, services: Services
-) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
-    application = build_telegram_application(
-        fake.token,
-        services.engine,
-        api_base=f"{fake.api_url}/bot",
-        file_api_base=f"{fake.api_url}/file/bot",
-    )
-    await start_polling(application, poll_timeout=1)
-    try:
+async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
+    async with polling_bot(fake, services) as application:
         yield application
-    finally:
-        await stop_polling(application)
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import ClassVar
 
-from bot.filings import FilingDraft, FilingOutcome, TicketHistory, TicketList
+from bot.filings import FilingDraft, FilingOutcome, Location, TicketHistory, TicketList
 from bot.lookup import LookupOutcome
 
 # Working data is JSON: it is sealed into the conversation row between steps.
@@ -36,17 +36,11 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
-class SharedLocation:
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True, slots=True)
 class Input:
     kind: InputKind
     value: str = ""
     attachment: Attachment | None = None
-    location: SharedLocation | None = None
+    location: Location | None = None
 
     def __repr__(self) -> str:  # typed text may be a NIK or a name: keep it out of logs
         return f"Input({self.kind.value})"
