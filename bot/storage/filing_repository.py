@@ -95,6 +95,29 @@ class FilingRepository:
     async def get(self, filing_id: str) -> Filing | None:
         return await self._session.get(Filing, filing_id)
 
+    async def get_many(self, filing_ids: Sequence[str]) -> dict[str, Filing]:
+        rows = await self._session.execute(select(Filing).where(Filing.id.in_(filing_ids)))
+        return {row.id: row for row in rows.scalars()}
+
+    async def load_for_sending(
+        self, filing_ids: Sequence[str]
+    ) -> dict[str, tuple[bytes, tuple[tuple[str, str], ...]]]:
+        """Per filing: its sealed document and its photos (SHA-256, role) in order."""
+        documents = await self._session.execute(
+            select(Filing.id, Filing.sealed_document).where(Filing.id.in_(filing_ids))
+        )
+        photos: dict[str, list[tuple[str, str]]] = {}
+        rows = await self._session.execute(
+            select(FilingPhotoRef.filing_id, FilingPhotoRef.sha256, FilingPhotoRef.role)
+            .where(FilingPhotoRef.filing_id.in_(filing_ids))
+            .order_by(FilingPhotoRef.filing_id, FilingPhotoRef.position)
+        )
+        for filing_id, sha256, role in rows:
+            photos.setdefault(filing_id, []).append((sha256, role))
+        return {
+            filing_id: (sealed, tuple(photos.get(filing_id, ()))) for filing_id, sealed in documents
+        }
+
     async def photos_of(self, filing_id: str) -> list[FilingPhotoRef]:
         statement = (
             select(FilingPhotoRef)

@@ -65,6 +65,16 @@ class OutboxRepository:
     async def entry(self, filing_id: str) -> OutboxEntry | None:
         return await self._session.get(OutboxEntry, filing_id, with_for_update=True)
 
+    async def entries(self, filing_ids: list[str]) -> dict[str, OutboxEntry]:
+        """Several rows, locked in id order (the same order everywhere: no deadlock)."""
+        statement = (
+            select(OutboxEntry)
+            .where(OutboxEntry.filing_id.in_(filing_ids))
+            .order_by(OutboxEntry.filing_id)
+            .with_for_update()
+        )
+        return {row.filing_id: row for row in (await self._session.execute(statement)).scalars()}
+
     @staticmethod
     def delivered(entry: OutboxEntry, now: datetime) -> None:
         entry.state, entry.delivered_at, entry.lease_until = DELIVERED, now, None
