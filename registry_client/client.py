@@ -31,7 +31,9 @@ from registry_client.errors import (
     RegistryUnavailable,
 )
 from registry_client.models import (
+    ChangesPage,
     PhotoPart,
+    QuarterInfo,
     StatusReport,
     SubmissionReceipt,
     TicketUpdate,
@@ -45,6 +47,9 @@ _CHUNK_BYTES: Final = 64 * 1024
 # Our own ids go into a header and a URL path: a plain token needs no escaping there.
 _SUBMISSION_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
+# A quarter goes into a URL path: only what a quarter looks like.
+_QUARTER: Final = re.compile(r"[0-9]{4}Q[1-4]")
+_MAX_CHANGES_PAGE: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,35 @@ class RegistryClient:
         if update.submission_id != submission_id:
             raise RegistryBadResponse(f"{request.operation}: answer is about another submission")
         return update
+
+    async def quarters(self) -> tuple[QuarterInfo, ...]:
+        """The quarters the registry has published, oldest first."""
+        request = _Request("GET", "/v1/quarters", "quarters")
+        return wire.quarters(await self._call_json(request), request.operation)
+
+    async def quarter_changes(
+        self, quarter: str, cursor: str | None, *, limit: int = _MAX_CHANGES_PAGE
+    ) -> ChangesPage:
+        """One page of the people whose household's decile or programmes changed in
+        `quarter`, read on from `cursor` (None: from the start); the page's next_cursor is
+        where the next call reads on, None after the last page.
+
+        A quarter the registry has not published raises RegistryRejected (`not_found`,
+        HTTP 404), a cursor it did not give out RegistryRejected (`invalid_request`, 400).
+        """
+        if not _QUARTER.fullmatch(quarter):
+            raise ValueError("a quarter is written like 2026Q4")
+        if not 1 <= limit <= _MAX_CHANGES_PAGE:
+            raise ValueError(f"limit must be 1 to {_MAX_CHANGES_PAGE}")
+        params = {"limit": str(limit)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        request = _Request(
+            "GET", f"/v1/quarters/{quarter}/changes", "quarter changes", params=params
+        )
+        answer = await self._call(request)
+        # Validated from the bytes: a page holds up to a thousand people (wire.changes_page).
+        return wire.changes_page(_json_bytes(answer, request.operation), request.operation)
 
     def _http(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop, as aiohttp wants.
@@ -413,11 +447,16 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(seconds, 0.0)
 
 
-def _decode_json(answer: _Answer, operation: str) -> object:
+def _json_bytes(answer: _Answer, operation: str) -> bytes:
     if answer.content_type != "application/json":
         raise RegistryBadResponse(f"{operation}: answer is not JSON")
+    return answer.body
+
+
+def _decode_json(answer: _Answer, operation: str) -> object:
+    body = _json_bytes(answer, operation)
     try:
-        return cast(object, json.loads(answer.body))
+        return cast(object, json.loads(body))
     except (UnicodeDecodeError, ValueError):
         pass
     # Raised out here, not from the except block: a JSON error keeps the whole document,

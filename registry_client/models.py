@@ -123,3 +123,48 @@ class UpdatesPage:
 
     items: tuple[TicketUpdate, ...]
     next_cursor: str | None
+
+
+# --- quarterly change feed (docs/registry-api.md section 4) -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuarterInfo:
+    """A quarter the registry has published."""
+
+    quarter: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdState:
+    """A household's decile and the codes of its active programmes, before or after a
+    quarter's change."""
+
+    decile: int
+    programmes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One person whose household's decile or programmes changed in a quarter."""
+
+    nik: str
+    previous: HouseholdState
+    current: HouseholdState
+    reason_code: str | None
+
+    def __repr__(self) -> str:  # a NIK is personal data (UU PDP): keep it out of logs
+        return (
+            f"StatusChange(nik=<hidden>, previous={self.previous!r}, "
+            f"current={self.current!r}, reason_code={self.reason_code!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """One page of `GET /v1/quarters/{quarter}/changes`; `next_cursor` reads on from
+    here, None after the quarter's last page."""
+
+    items: tuple[StatusChange, ...]
+    next_cursor: str | None

@@ -16,17 +16,24 @@ from pydantic import (
     Field,
     PlainValidator,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     model_validator,
+    with_config,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from registry_client.errors import RegistryBadResponse
 from registry_client.models import (
+    ChangesPage,
     Household,
+    HouseholdState,
     ProgrammeState,
     ProgrammeStatus,
+    QuarterInfo,
     Stage,
+    StatusChange,
     StatusReport,
     SubmissionReceipt,
     TicketUpdate,
@@ -179,6 +186,56 @@ class UpdatesWire(_Wire):
     next_cursor: Annotated[str, StringConstraints(max_length=512)] | None
 
 
+# --- quarterly change feed (docs/registry-api.md section 4) -------------------------------------
+
+# A page holds at most 1000 items (the contract's largest limit); a household state lists
+# each programme at most once, and there are a handful.
+_MAX_PAGE: Final = 1000
+_MAX_PROGRAMMES: Final = 32
+
+
+class QuarterWire(_Wire):
+    quarter: Quarter
+    published_at: Timestamp
+
+    def value(self) -> QuarterInfo:
+        return QuarterInfo(quarter=self.quarter, published_at=self.published_at)
+
+
+class QuartersWire(_Wire):
+    items: list[QuarterWire]
+
+
+# A page of changes is the one answer that comes by the thousand (a million a quarter), so
+# its items are validated as typed dicts, straight from the JSON bytes: pydantic-core
+# parses and checks them in one pass and builds no model object per item: about twice as
+# fast as json.loads and a model per item. Same strict rules as _Wire.
+_SHAPE: Final = ConfigDict(strict=True, extra="ignore", hide_input_in_errors=True)
+
+
+@with_config(_SHAPE)
+class HouseholdStateShape(TypedDict):
+    decile: Annotated[int, Field(ge=1, le=10)]
+    programmes: Annotated[tuple[ProgrammeCode, ...], Field(max_length=_MAX_PROGRAMMES)]
+
+
+@with_config(_SHAPE)
+class StatusChangeShape(TypedDict):
+    nik: Nik
+    previous: HouseholdStateShape
+    current: HouseholdStateShape
+    reason_code: ReasonCode | None  # the key is required; its value may be null
+
+
+@with_config(_SHAPE)
+class ChangesShape(TypedDict):
+    items: Annotated[list[StatusChangeShape], Field(max_length=_MAX_PAGE)]
+    next_cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None
+
+
+_CHANGES: Final = TypeAdapter(ChangesShape)
+
+
 # --- errors (docs/registry-api.md conventions) ---------------------------------------------------
 
 
@@ -200,6 +257,10 @@ _Model = TypeVar("_Model", bound=_Wire)
 # none has a dict field, but should one appear its keys would come from the answer.
 _FIELD_NAMES: Final = frozenset(
     name for model in _Wire.__subclasses__() for name in model.model_fields
+) | frozenset(
+    name
+    for shape in (HouseholdStateShape, StatusChangeShape, ChangesShape)
+    for name in shape.__annotations__
 )
 _SHOWN_ERRORS: Final = 3
 
@@ -272,3 +333,36 @@ def updates_page(document: object, operation: str) -> UpdatesPage:
     return UpdatesPage(
         items=tuple(item.value() for item in answer.items), next_cursor=answer.next_cursor
     )
+
+
+def quarters(document: object, operation: str) -> tuple[QuarterInfo, ...]:
+    return tuple(item.value() for item in validated(QuartersWire, document, operation).items)
+
+
+def changes_page(raw: bytes, operation: str) -> ChangesPage:
+    """A page of a quarter's changes, from the answer's JSON bytes."""
+    try:
+        answer = _CHANGES.validate_json(raw)
+    except ValidationError as error:
+        malformed = any(e["type"] == "json_invalid" for e in error.errors(include_input=False))
+        problems = "" if malformed else _problems(error)
+    else:
+        return _changes(answer)
+    # Raised out here, as in validated(): the error holds the answer.
+    if malformed:
+        raise RegistryBadResponse(f"{operation}: answer is malformed JSON")
+    raise RegistryBadResponse(f"{operation}: answer off the contract at {problems}")
+
+
+def _changes(answer: ChangesShape) -> ChangesPage:
+    # Most people of a page share one of a few dozen changes: one state object for each.
+    states: dict[tuple[int, tuple[str, ...]], HouseholdState] = {}
+    items = []
+    for item in answer["items"]:
+        previous, current = item["previous"], item["current"]
+        key = (previous["decile"], previous["programmes"])
+        before = states.get(key) or states.setdefault(key, HouseholdState(*key))
+        key = (current["decile"], current["programmes"])
+        after = states.get(key) or states.setdefault(key, HouseholdState(*key))
+        items.append(StatusChange(item["nik"], before, after, item["reason_code"]))
+    return ChangesPage(items=tuple(items), next_cursor=answer["next_cursor"])

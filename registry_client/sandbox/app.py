@@ -32,6 +32,7 @@ from registry_client.sandbox.population import (
     Population,
     generate_population,
 )
+from registry_client.sandbox.quarters import add_quarters
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def create_sandbox_app(
     app.router.add_get("/sandbox/faults", _get_faults)
     app.router.add_post("/sandbox/faults", _set_faults)
     add_participation(app, population)
+    add_quarters(app, population)
     return app
 
 
