@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +20,9 @@ from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.health import Health
 from bot.housekeeping import sweep_forever
-from bot.outbound import HoldForNextSession, OutboundDispatcher
+from bot.notice_run import NoticeRun
+from bot.notice_watch import watch_quarters
+from bot.outbound import HoldForNextSession, OutboundDispatcher, OutboundPort
 from bot.outbox import OutboxWorker, RetryPolicy
 from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
@@ -28,6 +30,7 @@ from bot.settings import Settings
 from bot.status_service import StatusService
 from bot.storage.database import Database, open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
+from bot.subscription_service import SubscriptionService
 from bot.ticket_follower import TicketFollower
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
 from handlers.telegram import (
@@ -68,9 +71,23 @@ class Services:
     keys: KeyRing
     blobs: BlobStore
     filings: FilingService
+    subscriptions: SubscriptionService
     outbox: OutboxWorker
     follower: TicketFollower
     outbound: OutboundDispatcher
+
+    def notice_run(self, ports: Mapping[str, OutboundPort]) -> NoticeRun:
+        """A quarterly run sending through `ports`; USSD notices wait for the next dial."""
+        return NoticeRun(
+            self.database,
+            self.keys,
+            self.registry,
+            ports,
+            held_channels=frozenset({USSD_CHANNEL}),
+            clock=utc_now,
+            rate=self.settings.notice_rate,
+            lease=timedelta(seconds=self.settings.notice_lease_s),
+        )
 
     async def run_workers(self, stop: asyncio.Event) -> None:
         """The outbox, the ticket follower and outbound messages, until `stop` is set."""
@@ -101,10 +118,13 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     filings = FilingService(
         keys, filings_per_day=settings.filings_per_day, area_rule=area_rule, clock=utc_now
     )
+    subscriptions = SubscriptionService(
+        keys, per_address=settings.subscriptions_per_chat, clock=utc_now
+    )
     engine = DialogEngine(
         database,
         keys,
-        EffectRunner(status, PhotoIntake(blobs, limits), filings),
+        EffectRunner(status, PhotoIntake(blobs, limits), filings, subscriptions),
         idle_timeout=timedelta(minutes=settings.conversation_idle_minutes),
         clock=utc_now,
         area_rule=area_rule.value,
@@ -137,6 +157,7 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
         keys=keys,
         blobs=blobs,
         filings=filings,
+        subscriptions=subscriptions,
         outbox=outbox,
         follower=follower,
         outbound=outbound,
@@ -193,12 +214,22 @@ async def serve(settings: Settings) -> None:
             housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now))
             stop_workers = asyncio.Event()
             workers = asyncio.create_task(services.run_workers(stop_workers))
+            ports = {} if telegram is None else {TELEGRAM_CHANNEL: TelegramOutbound(telegram.bot)}
+            notices = asyncio.create_task(
+                watch_quarters(
+                    services.database,
+                    services.registry,
+                    lambda: services.notice_run(ports),
+                    interval_s=settings.notice_poll_minutes * 60.0,
+                    stop=stop_workers,
+                )
+            )
             try:
                 await _until_stopped()
             finally:
                 housekeeping.cancel()
                 stop_workers.set()
-                await workers
+                await asyncio.gather(workers, notices)
         finally:
             if telegram is not None:
                 await stop_polling(telegram)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "migrate": _migrate,
         "outbox": _outbox,
+        "notices": _notices,
         "sandbox-registry": _sandbox,
     }[arguments.command]
     try:
@@ -47,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         "--status", action="store_true", help="print the queue's depth, age and dead letters"
     )
     what.add_argument("--retry-dead", action="store_true", help="send the dead letters again")
+    notices = commands.add_parser("notices", help="quarterly status-change notices")
+    notice_commands = notices.add_subparsers(dest="notices_command", required=True)
+    run = notice_commands.add_parser("run", help="ingest one quarter's changes and send notices")
+    run.add_argument("--quarter", required=True, type=_quarter, help="e.g. 2026Q4")
+    notice_commands.add_parser("watch", help="run each new quarter once the registry publishes it")
     sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
@@ -130,6 +137,45 @@ def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
     except SchemaOutOfDate as problem:
         print(f"bansos-bot: {problem}", file=sys.stderr)
         return 2
+    except (OSError, DBAPIError) as problem:
+        first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+        print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _quarter(text: str) -> str:
+    if not re.fullmatch(r"[0-9]{4}Q[1-4]", text):
+        raise argparse.ArgumentTypeError("a quarter looks like 2026Q4")
+    return text
+
+
+def _notices(settings: Settings, arguments: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.app import SchemaOutOfDate
+    from bot.notices_cli import run_quarter, watch
+    from registry_client import RegistryError
+
+    if settings.uses_sandbox:
+        print(
+            "bansos-bot: notices need a registry: set REGISTRY_URL "
+            "(`serve` watches the in-process sandbox itself)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if arguments.notices_command == "run":
+            summary = asyncio.run(run_quarter(settings, arguments.quarter))
+            print("\n".join(summary.lines()))
+        else:
+            asyncio.run(watch(settings))
+    except SchemaOutOfDate as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
+    except RegistryError as problem:
+        print(f"bansos-bot: the registry did not answer: {problem}", file=sys.stderr)
+        return 1
     except (OSError, DBAPIError) as problem:
         first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
         print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -49,6 +50,17 @@ class KeyRing:
 
     def nik_hash(self, nik: str) -> str:
         return self.keyed_hash("nik", nik)
+
+    def nik_hasher(self) -> Callable[[str], str]:
+        """`nik_hash` for many NIKs in a row: the key schedule is computed once."""
+        prefix = hmac.new(self.hashing_key, b"nik\x00", hashlib.sha256)
+
+        def nik_hash(nik: str) -> str:
+            mac = prefix.copy()
+            mac.update(nik.encode())
+            return mac.hexdigest()
+
+        return nik_hash
 
     def address_hash(self, channel: str, address: str) -> str:
         return self.keyed_hash(f"address:{channel}", address)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogs.model import (
     Effect,
+    ListSubscriptions,
     ListTickets,
     Outcome,
     PhotoRefused,
@@ -15,18 +16,28 @@ from bot.dialogs.model import (
     ShowTicket,
     StatusLookup,
     SubmitFiling,
+    Subscribe,
+    Unsubscribe,
 )
 from bot.filing_service import FilingService
 from bot.filings import Filer
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
 from bot.status_service import StatusService
+from bot.subscription_service import SubscriptionService
 
 
 class EffectRunner:
-    def __init__(self, status: StatusService, photos: PhotoIntake, filings: FilingService) -> None:
+    def __init__(
+        self,
+        status: StatusService,
+        photos: PhotoIntake,
+        filings: FilingService,
+        subscriptions: SubscriptionService,
+    ) -> None:
         self.status = status
         self.photos = photos
         self.filings = filings
+        self.subscriptions = subscriptions
 
     async def run_slow(
         self,
@@ -58,4 +69,10 @@ class EffectRunner:
             return await self.filings.tickets(session, filer)
         if isinstance(effect, ShowTicket):
             return await self.filings.ticket(session, filer, effect.ticket)
+        if isinstance(effect, Subscribe):
+            return await self.subscriptions.subscribe(session, filer, effect.nik)
+        if isinstance(effect, ListSubscriptions):
+            return await self.subscriptions.list(session, filer)
+        if isinstance(effect, Unsubscribe):
+            return await self.subscriptions.unsubscribe(session, filer, effect.subscription_id)
         raise TypeError(f"{type(effect).__name__} does not run inside a transaction")

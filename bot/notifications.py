@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Final
 
 TICKET_MOVED: Final = "ticket_moved"
+QUARTER_NOTICE: Final = "quarter_notice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,33 @@ class TicketMoved:
         )
 
 
-Notification = TicketMoved
+@dataclass(frozen=True, slots=True)
+class QuarterNotice:
+    """A subscribed household's status changed at a quarterly update. No NIK: the
+    subscription says whose it is."""
+
+    quarter: str
+    previous_decile: int
+    current_decile: int
+    gained: tuple[str, ...]
+    lost: tuple[str, ...]
+    reason_code: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "type": QUARTER_NOTICE,
+                "quarter": self.quarter,
+                "previous_decile": self.previous_decile,
+                "current_decile": self.current_decile,
+                "gained": list(self.gained),
+                "lost": list(self.lost),
+                "reason_code": self.reason_code,
+            }
+        )
+
+
+Notification = TicketMoved | QuarterNotice
 
 
 class UnknownNotification(ValueError):
@@ -43,7 +70,17 @@ class UnknownNotification(ValueError):
 
 def notification_from_json(payload: str) -> Notification:
     document = json.loads(payload)
-    if not isinstance(document, dict) or document.get("type") != TICKET_MOVED:
+    kind = document.get("type") if isinstance(document, dict) else None
+    if kind == QUARTER_NOTICE:
+        return QuarterNotice(
+            quarter=str(document["quarter"]),
+            previous_decile=int(document["previous_decile"]),
+            current_decile=int(document["current_decile"]),
+            gained=tuple(str(code) for code in document["gained"]),
+            lost=tuple(str(code) for code in document["lost"]),
+            reason_code=document.get("reason_code"),
+        )
+    if kind != TICKET_MOVED:
         raise UnknownNotification("unknown notification type")
     return TicketMoved(
         ticket=str(document["ticket"]),

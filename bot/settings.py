@@ -49,6 +49,11 @@ class Settings:
     outbox_max_attempts: int
     outbox_max_age_hours: int
     outbox_lease_s: float
+    subscriptions_per_chat: int
+    notice_rate: float
+    notice_paid_broadcast: bool
+    notice_poll_minutes: int
+    notice_lease_s: float
 
     @property
     def uses_sandbox(self) -> bool:
@@ -104,6 +109,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_max_attempts=_integer(env, "OUTBOX_MAX_ATTEMPTS", 12, low=1, high=1000),
         outbox_max_age_hours=_integer(env, "OUTBOX_MAX_AGE_HOURS", 72, low=1, high=24 * 60),
         outbox_lease_s=_number(env, "OUTBOX_LEASE_S", 60.0, low=1.0, high=3600.0),
+        subscriptions_per_chat=_integer(env, "SUBSCRIPTIONS_PER_CHAT", 5, low=1, high=100),
+        notice_rate=_number(env, "NOTICE_RATE", 25.0, low=0.1, high=1000.0),
+        notice_paid_broadcast=_choice(env, "NOTICE_PAID_BROADCAST", "NO", ("NO", "YES")) == "YES",
+        notice_poll_minutes=_integer(env, "NOTICE_POLL_MINUTES", 15, low=1, high=24 * 60),
+        notice_lease_s=_number(env, "NOTICE_LEASE_S", 30.0, low=1.0, high=3600.0),
     )
 
 

@@ -5,6 +5,8 @@ inline buttons. No flow logic lives here: python-telegram-bot receives, sends an
 from __future__ import annotations
 
 import logging
+import warnings
+from datetime import timedelta
 
 from telegram import (
     Bot,
@@ -25,6 +27,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Attachment, Input, InputKind, Reply
@@ -48,6 +51,8 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
         ("sanggah", N_("Object to a status or a recipient")),
         ("perbaiki", N_("Correct household data")),
         ("tiket", N_("Follow your tickets")),
+        ("langganan", N_("Get a message when a household's aid changes")),
+        ("berhenti", N_("Stop change notices")),
         ("bahasa", N_("Change the language")),
         ("bantuan", N_("How this service works")),
         ("privasi", N_("Your data and your consent")),
@@ -59,6 +64,8 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
         ("object", N_("Object to a status or a recipient")),
         ("correct", N_("Correct household data")),
         ("tickets", N_("Follow your tickets")),
+        ("subscribe", N_("Get a message when a household's aid changes")),
+        ("unsubscribe", N_("Stop change notices")),
         ("language", N_("Change the language")),
         ("help", N_("How this service works")),
         ("privacy", N_("Your data and your consent")),
@@ -164,20 +171,28 @@ class TelegramFiles:
 
 
 class TelegramOutbound:
-    """Sends messages nobody asked for just now (a ticket moved) to a chat."""
+    """Sends messages nobody asked for just now (a ticket moved, a quarterly notice).
 
-    def __init__(self, bot: Bot) -> None:
+    With `paid_broadcast`, sends go out with `allow_paid_broadcast` (up to 1,000 per
+    second, paid in Telegram Stars) instead of within the free 30 per second.
+    """
+
+    def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self._bot = bot
+        self._paid = paid_broadcast or None
 
     async def deliver(self, address: str, reply: Reply) -> DeliveryResult:
         try:
-            await self._bot.send_message(int(address), reply.text, reply_markup=keyboard_for(reply))
+            await self._bot.send_message(
+                int(address),
+                reply.text,
+                reply_markup=keyboard_for(reply),
+                allow_paid_broadcast=self._paid,
+            )
         except Forbidden:
             return DeliveryResult(Delivery.GONE)  # the person blocked the bot
         except RetryAfter as pause:
-            wait = pause.retry_after
-            seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
-            return DeliveryResult(Delivery.RETRY, retry_after=seconds)
+            return DeliveryResult(Delivery.RETRY, retry_after=_seconds(pause))
         except BadRequest as problem:
             if "chat not found" in problem.message.lower():
                 return DeliveryResult(Delivery.GONE)
@@ -270,3 +285,11 @@ def _label_of(message: Message, key: str | None) -> str | None:
             if button.callback_data == key:
                 return button.text
     return None
+
+
+def _seconds(pause: RetryAfter) -> float:
+    """RetryAfter's wait in seconds (an int today, a timedelta in PTB's next major)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        wait = pause.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)

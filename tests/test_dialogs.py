@@ -149,7 +149,12 @@ def test_found_report_ends_the_check_keeping_the_pair_only_for_an_objection() ->
     assert dict(transition.state.data) == {"checked_nik": NIK, "checked_name": "Siti Aminah"}
     assert transition.reply is not None and "Rp750.000" in transition.reply.text
     assert transition.reply.expects is Expect.NOTHING
-    assert [c.key for c in transition.reply.choices] == ["check", "object_status", "home"]
+    assert [c.key for c in transition.reply.choices] == [
+        "check",
+        "subscribe_result",
+        "object_status",
+        "home",
+    ]
     objection = router.step(transition.state, choice("object_status"))
     assert objection.state.step == "filing.field"
     assert objection.reply is not None  # the NIK and name are not asked again
@@ -246,9 +251,10 @@ def test_offered_choices_are_remembered_for_numbered_answers() -> None:
         "objection",
         "correction",
         "tickets",
+        "subscribe",
         "language",
         "help",
         "privacy",
     )
-    assert play(transition.state, text("6")).state.step == "language"
+    assert play(transition.state, text("7")).state.step == "language"
     assert play(transition.state, text("5")).state.step == "tickets.loading"

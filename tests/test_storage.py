@@ -25,6 +25,7 @@ from bot.storage.database import open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
 from bot.storage.models import Base, Conversation, LookupAttempt
 from bot.storage.repositories import LookupAttemptRepository
+from bot.subscription_service import SubscriptionService
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
 
@@ -57,7 +58,10 @@ def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
         services.registry, services.database, keys, lookups_per_hour=10, clock=clock
     )
     filings = FilingService(keys, filings_per_day=5, area_rule=AreaRule.KECAMATAN, clock=clock)
-    effects = EffectRunner(status, PhotoIntake(services.blobs, PhotoLimits()), filings)
+    subscriptions = SubscriptionService(keys, per_address=5, clock=clock)
+    effects = EffectRunner(
+        status, PhotoIntake(services.blobs, PhotoLimits()), filings, subscriptions
+    )
     return DialogEngine(
         services.database, keys, effects, idle_timeout=timedelta(minutes=30), clock=clock
     )

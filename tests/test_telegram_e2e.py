@@ -90,7 +90,12 @@ async def test_start_consent_check_nik_name_status(
     assert "PKH" in result["text"] and "Rp" in result["text"]
     assert "desil" in result["text"].lower()
     assert person.name not in result["text"] and person.nik not in result["text"]
-    assert [key for _, key in buttons(result)] == ["check", "object_status", "home"]
+    assert [key for _, key in buttons(result)] == [
+        "check",
+        "subscribe_result",
+        "object_status",
+        "home",
+    ]
 
 
 async def test_bad_inputs_get_reasons_and_keep_the_place(

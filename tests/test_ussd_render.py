@@ -83,7 +83,7 @@ def reachable_replies(language: str, depth: int = 4) -> list[Reply]:
     starts += [consented.at(step) for step in router.STEPS]
     starts += [
         router.step(consented, Input(InputKind.COMMAND, name)).state
-        for name in ("sanggah", "perbaiki")
+        for name in ("sanggah", "perbaiki", "langganan", "berhenti")
     ]
     replies: list[Reply] = []
     frontier, seen = starts, {_key(state) for state in starts}
@@ -187,9 +187,10 @@ def test_choices_are_numbered_and_text_steps_offer_navigation() -> None:
         "2 Object to my status",
         "3 Correct data",
         "4 My tickets",
-        "5 Change language",
-        "6 Help",
-        "7 Privacy",
+        "5 Change notices",
+        "6 Change language",
+        "7 Help",
+        "8 Privacy",
     ]
     asking = render_screen(Reply("Masukkan NIK:", expects=Expect.TEXT, language="id"))
     assert asking.text == "Masukkan NIK:\n0 Kembali 00 Menu" and not asking.ends
@@ -203,7 +204,7 @@ def test_an_oversized_body_is_cut_but_choices_survive() -> None:
     )
     screen = render_screen(reply)
     assert len(screen.text) == SCREEN_LIMIT
-    assert screen.text.endswith("7 Privacy")
+    assert screen.text.endswith("8 Privacy")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from bot.dialogs.filing import start_filing
 from bot.dialogs.model import Choice, DialogState, Expect, Input, InputKind, Reply, Transition
-from bot.dialogs.status import CHECKED_NAME, CHECKED_NIK, OBJECT_TO_RESULT, handle_nik
+from bot.dialogs.status import (
+    CHECKED_NAME,
+    CHECKED_NIK,
+    OBJECT_TO_RESULT,
+    SUBSCRIBE_TO_RESULT,
+    handle_nik,
+)
+from bot.dialogs.subscribe import subscribe_checked
 from bot.i18n import Translator
 from bot.nik import NIK_LENGTH
 
@@ -29,11 +36,13 @@ def menu_prompt(state: DialogState, t: Translator) -> Reply:
             *filings,
             Choice("correction", t.gettext("Correct data")),
             Choice("tickets", t.gettext("My tickets")),
+            Choice("subscribe", t.gettext("Change notices")),
             Choice("language", t.gettext("Change language")),
             Choice("help", t.gettext("Help")),
             Choice("privacy", t.gettext("Privacy")),
         ),
         expects=Expect.CHOICE,
+        brief_gives_way=True,
     )
 
 
@@ -45,6 +54,9 @@ def handle_menu(state: DialogState, inp: Input, t: Translator) -> Transition | N
         nik, name = state.text(CHECKED_NIK), state.text(CHECKED_NAME)
         prefill = {"nik": nik, "name": name} if nik and name else None
         return start_filing(state, "objection_own", prefill)
+    if inp.kind is InputKind.CHOICE and inp.value == SUBSCRIBE_TO_RESULT:
+        nik = state.text(CHECKED_NIK)
+        return subscribe_checked(state, nik) if nik else None
     return None
 
 

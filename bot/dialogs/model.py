@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from bot.filings import FilingDraft, FilingOutcome, Location, TicketHistory, TicketList
 from bot.lookup import LookupOutcome
+from bot.subscriptions import SubscribeOutcome, SubscriptionList, Unsubscribed
 
 # Working data is JSON: it is sealed into the conversation row between steps.
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
@@ -72,14 +73,17 @@ class Reply:
     expects: Expect = Expect.NOTHING
     brief: str | None = None
     language: str = "id"  # the language it is written in, for what a channel adds around it
+    # On a small screen a notice may take the place of the brief (a long menu's title).
+    brief_gives_way: bool = False
 
     def after(self, notice: Notice) -> Reply:
         """The same reply with a notice before it."""
         brief_base = self.brief if self.brief is not None else self.text
+        short_notice = notice.brief or notice.text
         return replace(
             self,
             text=f"{notice.text}\n\n{self.text}",
-            brief=f"{notice.brief or notice.text}\n{brief_base}",
+            brief=short_notice if self.brief_gives_way else f"{short_notice}\n{brief_base}",
         )
 
 
@@ -180,7 +184,38 @@ class ShowTicket:
     ticket: str
 
 
-Effect = StatusLookup | ReceivePhoto | SubmitFiling | ListTickets | ShowTicket
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Subscribe this chat or phone to the quarterly notices of a household."""
+
+    in_transaction: ClassVar[bool] = True
+    nik: str
+
+    def __repr__(self) -> str:
+        return "Subscribe(****)"
+
+
+@dataclass(frozen=True, slots=True)
+class ListSubscriptions:
+    in_transaction: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    in_transaction: ClassVar[bool] = True
+    subscription_id: int
+
+
+Effect = (
+    StatusLookup
+    | ReceivePhoto
+    | SubmitFiling
+    | ListTickets
+    | ShowTicket
+    | Subscribe
+    | ListSubscriptions
+    | Unsubscribe
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +234,17 @@ class TicketMissing:
 
 
 PhotoOutcome = PhotoAccepted | PhotoRefused
-Outcome = LookupOutcome | PhotoOutcome | FilingOutcome | TicketList | TicketHistory | TicketMissing
+Outcome = (
+    LookupOutcome
+    | PhotoOutcome
+    | FilingOutcome
+    | TicketList
+    | TicketHistory
+    | TicketMissing
+    | SubscribeOutcome
+    | SubscriptionList
+    | Unsubscribed
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from bot.dialogs import filing, tickets
+from bot.dialogs import filing, subscribe, tickets
 from bot.dialogs.consent import consent_prompt, handle_consent, handle_privacy, privacy_prompt
 from bot.dialogs.language import handle_language, language_prompt
 from bot.dialogs.menu import handle_menu, help_prompt, menu_prompt
@@ -41,6 +41,7 @@ from bot.filings import FilingAccepted, FilingRefused
 from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
 from bot.lookup import LookupFailure
 from bot.notifications import Notification
+from bot.subscriptions import Subscribed, SubscriptionList, TooManySubscriptions, Unsubscribed
 from registry_client.models import StatusReport
 
 Prompt = Callable[[DialogState, Translator], Reply]
@@ -69,10 +70,25 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     tickets.LOADING_STEP: (tickets.loading_prompt, _ignores),
     tickets.LIST_STEP: (tickets.list_prompt, tickets.handle_list),
     tickets.SHOW_STEP: (tickets.show_prompt, _ignores),
+    subscribe.NIK_STEP: (subscribe.nik_prompt, subscribe.handle_nik),
+    subscribe.NAME_STEP: (subscribe.name_prompt, subscribe.handle_name),
+    subscribe.WAITING_STEP: (subscribe.waiting_prompt, _ignores),
+    subscribe.CONFIRM_STEP: (subscribe.confirm_prompt, subscribe.handle_confirm),
+    subscribe.SAVING_STEP: (subscribe.saving_prompt, _ignores),
+    subscribe.LOADING_STEP: (subscribe.loading_prompt, _ignores),
+    subscribe.LIST_STEP: (subscribe.list_prompt, subscribe.handle_list),
 }
 # Steps that wait for an effect's outcome: input meanwhile changes nothing.
 WAITING_STEPS = frozenset(
-    {"status.waiting", filing.RECEIVING_STEP, filing.SUBMITTING_STEP, tickets.LOADING_STEP}
+    {
+        "status.waiting",
+        filing.RECEIVING_STEP,
+        filing.SUBMITTING_STEP,
+        tickets.LOADING_STEP,
+        subscribe.WAITING_STEP,
+        subscribe.SAVING_STEP,
+        subscribe.LOADING_STEP,
+    }
 )
 
 # Command names as typed (Indonesian and English) → the one name used below.
@@ -102,12 +118,18 @@ COMMANDS = {
     "correction": "correction",
     "tiket": "tickets",
     "tickets": "tickets",
+    "langganan": "subscribe",
+    "subscribe": "subscribe",
+    "berhenti": "unsubscribe",
+    "unsubscribe": "unsubscribe",
 }
 
 # Where "back" leads from each step (steps that remember their origin use it instead).
 _BACK = {
     "status.name": "status.nik",
     "status.nik": "menu",
+    subscribe.NAME_STEP: subscribe.NIK_STEP,
+    subscribe.NIK_STEP: "menu",
     "privacy": "menu",
     "consent": "consent",
     "menu": "menu",
@@ -124,6 +146,10 @@ _RETURNABLE = (
     filing.REVIEW_STEP,
     filing.CHANGE_STEP,
     tickets.LIST_STEP,
+    subscribe.NIK_STEP,
+    subscribe.NAME_STEP,
+    subscribe.CONFIRM_STEP,
+    subscribe.LIST_STEP,
 )
 _FILING_STEPS = (filing.FIELD_STEP, filing.REVIEW_STEP, filing.CHANGE_STEP)
 
@@ -174,7 +200,14 @@ def resume(state: DialogState, outcome: Outcome) -> Transition:
     """Continue once an effect has its outcome."""
     t = translator(state.language)
     if isinstance(outcome, StatusReport | LookupFailure):
-        transition = resume_lookup(state, outcome, t)
+        if state.step == subscribe.WAITING_STEP:
+            transition = subscribe.resume_check(state, outcome, t)
+        else:
+            transition = resume_lookup(state, outcome, t)
+    elif isinstance(outcome, Subscribed | TooManySubscriptions):
+        transition = subscribe.resume_subscribe(state, outcome, t)
+    elif isinstance(outcome, SubscriptionList | Unsubscribed):
+        transition = subscribe.resume_list(state, outcome, t)
     elif isinstance(outcome, PhotoAccepted | PhotoRefused):
         transition = filing.resume_photo(state, outcome, t)
     elif isinstance(outcome, FilingAccepted | FilingRefused):
@@ -242,13 +275,28 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return filing.start_filing(state, "correction")
     if command == "tickets":
         return tickets.list_tickets(state)
+    if command == "subscribe":
+        return subscribe.start(state)
+    if command == "unsubscribe":
+        return subscribe.list_subscriptions(state)
     if command == "privacy":
         return Transition(state.at("privacy"))
     # language and help are detours: they come back to where the person was.
     return Transition(state.detour(command, _return_point(state)))
 
 
-_NEEDS_CONSENT = frozenset({"check", "proposal", "objection", "correction", "tickets", "privacy"})
+_NEEDS_CONSENT = frozenset(
+    {
+        "check",
+        "proposal",
+        "objection",
+        "correction",
+        "tickets",
+        "privacy",
+        "subscribe",
+        "unsubscribe",
+    }
+)
 
 
 def _needs_photos_notice(t: Translator) -> Notice:

@@ -25,6 +25,7 @@ from bot.nik import InvalidNik, NikProblem, parse_nik
 CHECKED_NIK = "checked_nik"
 CHECKED_NAME = "checked_name"
 OBJECT_TO_RESULT = "object_status"
+SUBSCRIBE_TO_RESULT = "subscribe_result"
 
 NAME_MAX_LENGTH = 100
 # Letters of any script, spaces and the punctuation found in names on KTPs.
@@ -133,16 +134,21 @@ def resume_lookup(state: DialogState, outcome: LookupOutcome, t: Translator) -> 
     unless a household was found: then they stay for an objection to the result."""
     again = (Choice("check", t.gettext("Check another NIK")), Choice("home", t.gettext("Menu")))
     if isinstance(outcome, LookupFailure):
-        return Transition(state.at("menu"), reply=_failure_reply(outcome, t, again))
+        return Transition(state.at("menu"), reply=failure_reply(outcome, t, again))
     nik, name = state.text("nik"), state.text("name")
     if nik is None or name is None:
         return Transition(state.at("menu"), reply=render_report(outcome, t, again))
     found = state.at("menu", **{CHECKED_NIK: nik, CHECKED_NAME: name})
-    choices = (again[0], Choice(OBJECT_TO_RESULT, t.gettext("Object to this result")), again[1])
+    choices = (
+        again[0],
+        Choice(SUBSCRIBE_TO_RESULT, t.gettext("Notify me of changes")),
+        Choice(OBJECT_TO_RESULT, t.gettext("Object to this result")),
+        again[1],
+    )
     return Transition(found, reply=render_report(outcome, t, choices))
 
 
-def _failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ...]) -> Reply:
+def failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ...]) -> Reply:
     if failure is LookupFailure.NOT_FOUND:
         return Reply(
             text=t.gettext(

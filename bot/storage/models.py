@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -198,4 +199,61 @@ class RegistryCursor(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(String(512))
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class Subscription(Base):
+    """A chat (or a phone) that wants to hear when a household's status changes. The NIK
+    is sealed; its keyed hash is what the quarter's change feed is joined on."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    sealed_address: Mapped[bytes] = mapped_column(LargeBinary)
+    nik_hash: Mapped[str] = mapped_column(String(64), index=True)
+    sealed_nik: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(12))  # active, retired
+    created_at: Mapped[datetime] = mapped_column()
+    retired_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("channel", "address_hash", "nik_hash", name="uq_subscriptions_who_whom"),
+        Index("ix_subscriptions_address", "channel", "address_hash"),
+    )
+
+
+class Notice(Base):
+    """One quarterly notice per (subscription, quarter): unique, so never two."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("subscriptions.id", ondelete="CASCADE")
+    )
+    quarter: Mapped[str] = mapped_column(String(8))
+    change: Mapped[str] = mapped_column(Text)  # deciles, programmes, reason: no NIK
+    state: Mapped[str] = mapped_column(String(12))  # pending, sent, held, retired, failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "quarter", name="uq_notices_subscription_quarter"),
+        Index("ix_notices_due", "quarter", "state"),
+    )
+
+
+class NoticeRun(Base):
+    """Where the run of one quarter stands: the feed cursor after the last page ingested."""
+
+    __tablename__ = "notice_runs"
+
+    quarter: Mapped[str] = mapped_column(String(8), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(512))
+    ingested: Mapped[bool] = mapped_column()
+    changes_read: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()

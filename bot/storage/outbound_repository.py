@@ -26,6 +26,7 @@ class OutboundRepository:
         language: str,
         payload: str,
         now: datetime,
+        state: str = PENDING,
     ) -> None:
         self._session.add(
             OutboundMessage(
@@ -34,7 +35,7 @@ class OutboundRepository:
                 sealed_address=sealed_address,
                 language=language,
                 payload=payload,
-                state=PENDING,
+                state=state,
                 attempts=0,
                 next_attempt_at=now,
                 lease_until=None,

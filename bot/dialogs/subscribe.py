@@ -1,0 +1,218 @@
+"""Quarterly notices: subscribe to a household (the same NIK + name check as a status
+check, then a confirmation), list the subscriptions and stop one."""
+
+from __future__ import annotations
+
+from bot.dialogs.model import (
+    Choice,
+    DialogState,
+    Expect,
+    Input,
+    InputKind,
+    JsonValue,
+    ListSubscriptions,
+    Notice,
+    Reply,
+    StatusLookup,
+    Subscribe,
+    Transition,
+    Unsubscribe,
+)
+from bot.dialogs.status import failure_reply, name_problem, nik_problem_notice
+from bot.i18n import Translator
+from bot.lookup import LookupFailure, LookupOutcome
+from bot.nik import InvalidNik, parse_nik
+from bot.subscriptions import (
+    Subscribed,
+    SubscribeOutcome,
+    SubscriptionList,
+    TooManySubscriptions,
+    Unsubscribed,
+)
+
+NIK_STEP = "subscribe.nik"
+NAME_STEP = "subscribe.name"
+WAITING_STEP = "subscribe.waiting"
+CONFIRM_STEP = "subscribe.confirm"
+SAVING_STEP = "subscribe.saving"
+LIST_STEP = "subscribe.list"
+LOADING_STEP = "subscribe.loading"
+
+
+def start(state: DialogState) -> Transition:
+    return Transition(state.at(NIK_STEP))
+
+
+def nik_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext(
+            "You will get a message here when this household's social aid changes at a "
+            "quarterly update. Type the household's NIK (16 digits)."
+        ),
+        brief=t.gettext("Change notices. Enter the NIK (16 digits):"),
+        expects=Expect.TEXT,
+    )
+
+
+def handle_nik(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.TEXT:
+        return None
+    try:
+        nik = parse_nik(inp.value)
+    except InvalidNik as problem:
+        return Transition(state, notice=nik_problem_notice(problem, t))
+    return Transition(state.at(NAME_STEP, nik=nik.value))
+
+
+def name_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("Now type the full name exactly as written on the KTP."),
+        brief=t.gettext("Enter the full name as on the KTP:"),
+        expects=Expect.TEXT,
+    )
+
+
+def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.TEXT:
+        return None
+    name = " ".join(inp.value.split())
+    problem = name_problem(name, t)
+    if problem is not None:
+        return Transition(state, notice=problem)
+    nik = state.text("nik")
+    if nik is None:
+        return Transition(state.at(NIK_STEP))
+    return Transition(state.at(WAITING_STEP, nik=nik), effect=StatusLookup(nik=nik, name=name))
+
+
+def waiting_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(text=t.gettext("Still checking, please wait a moment…"))
+
+
+def resume_check(state: DialogState, outcome: LookupOutcome, t: Translator) -> Transition:
+    """Only a household whose NIK and name match can be followed."""
+    if isinstance(outcome, LookupFailure):
+        again = (Choice("subscribe", t.gettext("Try again")), Choice("home", t.gettext("Menu")))
+        return Transition(state.at("menu"), reply=failure_reply(outcome, t, again))
+    return Transition(state.at(CONFIRM_STEP, nik=state.text("nik"), masked=outcome.name_masked))
+
+
+def confirm_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext(
+            "Found: {name}. Send me a message when this household's aid changes?"
+        ).format(name=state.text("masked") or ""),
+        brief=t.gettext("Found: {name}. Get change notices?").format(
+            name=state.text("masked") or ""
+        ),
+        choices=(Choice("yes", t.gettext("Yes, notify me")), Choice("no", t.gettext("No"))),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_confirm(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.CHOICE:
+        return None
+    nik = state.text("nik")
+    if inp.value == "yes" and nik is not None:
+        return Transition(state.at(SAVING_STEP), effect=Subscribe(nik))
+    if inp.value == "no":
+        return Transition(state.at("menu"), notice=Notice(t.gettext("All right, no notices.")))
+    return None
+
+
+def subscribe_checked(state: DialogState, nik: str) -> Transition:
+    """Subscribe to the household just checked (its NIK and name matched moments ago)."""
+    return Transition(state.at(SAVING_STEP), effect=Subscribe(nik))
+
+
+def saving_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(text=t.gettext("Saving, one moment…"))
+
+
+def resume_subscribe(state: DialogState, outcome: SubscribeOutcome, t: Translator) -> Transition:
+    done = state.at("menu")
+    if isinstance(outcome, TooManySubscriptions):
+        text = t.gettext(
+            "You already follow {limit} households, the most one account can. Stop one "
+            "with /berhenti first."
+        ).format(limit=outcome.limit)
+        return Transition(done, reply=Reply(text=text, choices=_home(t)))
+    text = (
+        t.gettext("You already get notices for this household.")
+        if isinstance(outcome, Subscribed) and outcome.already
+        else t.gettext(
+            "Done. When this household's aid changes at a quarterly update, you get one "
+            "message here. Stop with /berhenti. This service never asks for money, a PIN "
+            "or an OTP code."
+        )
+    )
+    brief = t.gettext("Done: you will get change notices at your next dial after an update.")
+    return Transition(done, reply=Reply(text=text, brief=brief, choices=_home(t)))
+
+
+def _home(t: Translator) -> tuple[Choice, ...]:
+    return (Choice("home", t.gettext("Menu")),)
+
+
+# --- stopping ------------------------------------------------------------------------------
+
+
+def list_subscriptions(state: DialogState) -> Transition:
+    return Transition(state.at(LOADING_STEP), effect=ListSubscriptions())
+
+
+def loading_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(text=t.gettext("One moment…"))
+
+
+def resume_list(
+    state: DialogState, outcome: SubscriptionList | Unsubscribed, t: Translator
+) -> Transition:
+    if isinstance(outcome, Unsubscribed):
+        notice = Notice(
+            t.gettext("Stopped: no more notices for that household.")
+            if outcome.removed
+            else t.gettext("That subscription was not found.")
+        )
+        return Transition(state.at("menu"), notice=notice)
+    items: JsonValue = [[number, masked] for number, masked in outcome.items]
+    return Transition(state.at(LIST_STEP, items=items))
+
+
+def _items(state: DialogState) -> list[tuple[int, str]]:
+    raw = state.data.get("items")
+    return [
+        (int(item[0]), str(item[1]))
+        for item in (raw if isinstance(raw, list) else [])
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
+    ]
+
+
+def list_prompt(state: DialogState, t: Translator) -> Reply:
+    items = _items(state)
+    if not items:
+        return Reply(
+            text=t.gettext("You get no notices now. Subscribe with /langganan."),
+            brief=t.gettext("You get no notices now."),
+            choices=_home(t),
+            expects=Expect.CHOICE,
+        )
+    return Reply(
+        text=t.gettext("You get notices for these households. Choose one to stop:"),
+        brief=t.gettext("Choose one to stop:"),
+        choices=(
+            *(Choice(f"stop:{number}", masked) for number, masked in items),
+            *_home(t),
+        ),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_list(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is not InputKind.CHOICE or not inp.value.startswith("stop:"):
+        return None
+    number = inp.value.removeprefix("stop:")
+    if not number.isdigit() or int(number) not in {n for n, _ in _items(state)}:
+        return None
+    return Transition(state.at(LOADING_STEP), effect=Unsubscribe(int(number)))

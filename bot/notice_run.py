@@ -1,0 +1,302 @@
+"""The quarterly run: ingest a quarter's change feed, then tell every subscriber once.
+
+Ingest streams the feed page by page (constant memory); each page is joined with the
+subscriptions inside the database and the feed cursor is saved in the same transaction,
+so a run killed at any moment continues from the last page it stored. A notice is unique
+per (subscription, quarter): never two.
+
+Sending paces messages at a configured rate; Telegram's RetryAfter pauses every send;
+a blocked bot or a vanished chat retires the subscription; network errors are retried.
+A notice is recorded as sent once its small batch is done, so a SIGKILL can repeat at
+most the batches in hand: `window` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.crypto import KeyRing, SealBroken
+from bot.dialogs.model import Reply
+from bot.dialogs.notifications import render_quarter_notice
+from bot.filer_messages import outbound_seal_context
+from bot.i18n import translator
+from bot.notifications import QuarterNotice
+from bot.outbound import Delivery, DeliveryResult, OutboundPort
+from bot.storage.database import Database
+from bot.storage.notice_repository import (
+    FAILED,
+    GONE,
+    HELD,
+    PENDING,
+    SENT,
+    DueNotice,
+    NoticeRepository,
+    NoticeRunRepository,
+    SubscriptionRepository,
+)
+from bot.storage.outbound_repository import HELD as MESSAGE_HELD
+from bot.storage.outbound_repository import OutboundRepository
+from bot.subscription_service import subscription_seal_context
+from registry_client import RegistryClient
+from registry_client.models import StatusChange
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+MAX_ATTEMPTS = 5
+BATCH_SECONDS = 0.2  # a batch holds what is sent in this time: the SIGKILL window
+
+
+class Progress(Protocol):
+    """Where a run reports how far it is (a progress bar on the command line)."""
+
+    def stage(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+class NoProgress:
+    def stage(self, name: str, total: int | None) -> None:
+        """Nothing to show."""
+
+    def advance(self, count: int) -> None:
+        """Nothing to show."""
+
+
+@dataclass
+class RunSummary:
+    quarter: str
+    changes_read: int = 0
+    matched: int = 0
+    sent: int = 0
+    held: int = 0
+    retired: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        return [
+            f"quarter {self.quarter}: {self.changes_read} changes read, {self.matched} matched",
+            f"sent {self.sent}, held for USSD {self.held}, retired {self.retired}, "
+            f"failed {self.failed} ({self.seconds:.1f} s)",
+        ]
+
+
+class Pacer:
+    """Hands out send slots at `rate` per second; `pause` holds every sender back."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._next = 0.0
+
+    async def turn(self) -> None:
+        now = self._clock()
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, self._clock() + seconds)
+
+
+def change_json(change: StatusChange) -> str:
+    """What a notice needs of a change: deciles, programmes gained and lost, the reason."""
+    before, after = set(change.previous.programmes), set(change.current.programmes)
+    return json.dumps(
+        [
+            change.previous.decile,
+            change.current.decile,
+            sorted(after - before),
+            sorted(before - after),
+            change.reason_code,
+        ]
+    )
+
+
+def notice_from_json(quarter: str, change: str) -> QuarterNotice:
+    before, after, gained, lost, reason = json.loads(change)
+    return QuarterNotice(quarter, int(before), int(after), tuple(gained), tuple(lost), reason)
+
+
+@dataclass
+class _Batch:
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    retire: list[int] = field(default_factory=list)
+    held: list[DueNotice] = field(default_factory=list)
+
+
+class NoticeRun:
+    def __init__(
+        self,
+        database: Database,
+        keys: KeyRing,
+        registry: RegistryClient,
+        ports: Mapping[str, OutboundPort],
+        *,
+        held_channels: frozenset[str],
+        clock: Callable[[], datetime],
+        rate: float,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._database = database
+        self._keys = keys
+        self._registry = registry
+        self._ports = dict(ports)
+        self._held_channels = held_channels
+        self._clock = clock
+        self._pacer = Pacer(rate)
+        self._batch = max(5, min(500, int(rate * BATCH_SECONDS)))
+        self._lease = lease
+
+    @property
+    def window(self) -> int:
+        """At most this many messages may repeat if the run is killed mid-send."""
+        return 2 * self._batch
+
+    async def run(self, quarter: str, progress: Progress | None = None) -> RunSummary:
+        started = time.monotonic()
+        summary = RunSummary(quarter)
+        progress = progress or NoProgress()
+        await self.ingest(quarter, summary, progress)
+        await self.send(quarter, summary, progress)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    async def ingest(self, quarter: str, summary: RunSummary, progress: Progress) -> None:
+        nik_hash = self._keys.nik_hasher()
+        async with self._database.transaction() as session:
+            run = await NoticeRunRepository(session).lock(quarter, self._clock())
+            cursor, done, summary.changes_read = run.cursor, run.ingested, run.changes_read
+        progress.stage("ingest", None)
+        while not done:
+            page = await self._registry.quarter_changes(quarter, cursor, limit=PAGE_SIZE)
+            rows = [(nik_hash(c.nik), change_json(c)) for c in page.items]
+            async with self._database.transaction() as session:
+                run = await NoticeRunRepository(session).lock(quarter, self._clock())
+                if run.cursor != cursor or run.ingested:  # another run got here first
+                    cursor, done = run.cursor, run.ingested
+                    continue
+                summary.matched += await NoticeRepository(session).ingest_page(quarter, rows)
+                run.cursor = page.next_cursor
+                run.ingested = page.next_cursor is None
+                run.changes_read += len(rows)
+                run.updated_at = self._clock()
+                cursor, done, summary.changes_read = run.cursor, run.ingested, run.changes_read
+            progress.advance(len(rows))
+
+    async def send(self, quarter: str, summary: RunSummary, progress: Progress) -> None:
+        async with self._database.transaction() as session:
+            pending = (await NoticeRepository(session).counts(quarter)).get(PENDING, 0)
+        progress.stage("send", pending)
+        in_flight: set[asyncio.Task[None]] = set()
+        while True:
+            while len(in_flight) >= 2:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            async with self._database.transaction() as session:
+                due = await NoticeRepository(session).claim_due(
+                    quarter, self._clock(), self._batch, self._lease
+                )
+            if due:
+                in_flight.add(
+                    asyncio.create_task(self._send_batch(quarter, due, summary, progress))
+                )
+                continue
+            if not in_flight:
+                if not await self._retries_waiting(quarter):
+                    return
+                await asyncio.sleep(0.2)
+                continue
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            in_flight = {task for task in in_flight if not task.done()}
+
+    async def _retries_waiting(self, quarter: str) -> bool:
+        async with self._database.transaction() as session:
+            return (await NoticeRepository(session).counts(quarter)).get(PENDING, 0) > 0
+
+    async def _send_batch(
+        self, quarter: str, due: list[DueNotice], summary: RunSummary, progress: Progress
+    ) -> None:
+        results = await asyncio.gather(*(self._send_one(quarter, notice) for notice in due))
+        now = self._clock()
+        outcomes: list[tuple[int, str]] = []
+        retry: list[tuple[int, float]] = []
+        async with self._database.transaction() as session:
+            notices = NoticeRepository(session)
+            for notice, result in zip(due, results, strict=True):
+                if result.outcome is Delivery.SENT:
+                    outcomes.append((notice.id, SENT))
+                elif result.outcome is Delivery.HELD:
+                    self._hold(session, quarter, notice, now)
+                    outcomes.append((notice.id, HELD))
+                elif result.outcome is Delivery.GONE:
+                    await SubscriptionRepository(session).retire(notice.subscription_id, now)
+                    outcomes.append((notice.id, GONE))
+                elif notice.attempts >= MAX_ATTEMPTS:
+                    outcomes.append((notice.id, FAILED))
+                else:
+                    retry.append((notice.id, result.retry_after or 2.0**notice.attempts))
+            await notices.finish(outcomes, now)
+            for notice_id, wait in retry:
+                await notices.release(notice_id, now + timedelta(seconds=wait))
+        for _, state in outcomes:
+            summary.sent += state == SENT
+            summary.held += state == HELD
+            summary.retired += state == GONE
+            summary.failed += state == FAILED
+        progress.advance(len(outcomes))
+
+    async def _send_one(self, quarter: str, notice: DueNotice) -> DeliveryResult:
+        if notice.channel in self._held_channels:
+            return DeliveryResult(Delivery.HELD)
+        port = self._ports.get(notice.channel)
+        if port is None:  # this process cannot reach that channel: leave it for one that can
+            return DeliveryResult(Delivery.RETRY, retry_after=60.0)
+        try:
+            address = self._keys.unseal(
+                notice.sealed_address,
+                context=subscription_seal_context(notice.channel, notice.address_hash),
+            ).decode()
+        except SealBroken:
+            log.error("a subscription's address could not be read; retired")
+            return DeliveryResult(Delivery.GONE)
+        reply: Reply = render_quarter_notice(
+            notice_from_json(quarter, notice.change), translator(notice.language)
+        )
+        await self._pacer.turn()
+        try:
+            result = await port.deliver(address, reply)
+        except Exception:
+            log.exception("sending a notice failed")
+            return DeliveryResult(Delivery.RETRY)
+        if result.outcome is Delivery.RETRY and result.retry_after:
+            self._pacer.pause(result.retry_after)  # Telegram asked every sender to wait
+        return result
+
+    def _hold(self, session: AsyncSession, quarter: str, notice: DueNotice, now: datetime) -> None:
+        """Keep the notice for the person's next session (a channel that cannot push)."""
+        address = self._keys.unseal(
+            notice.sealed_address,
+            context=subscription_seal_context(notice.channel, notice.address_hash),
+        )
+        OutboundRepository(session).add(
+            channel=notice.channel,
+            address_hash=notice.address_hash,
+            sealed_address=self._keys.seal(
+                address, context=outbound_seal_context(notice.channel, notice.address_hash)
+            ),
+            language=notice.language,
+            payload=notice_from_json(quarter, notice.change).to_json(),
+            now=now,
+            state=MESSAGE_HELD,
+        )
