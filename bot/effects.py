@@ -4,6 +4,8 @@ others run inside the transaction that saves the step asking for them."""
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogs.model import (
@@ -21,9 +23,12 @@ from bot.dialogs.model import (
 )
 from bot.filing_service import FilingService
 from bot.filings import Filer
+from bot.lookup import LookupFailure
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
 from bot.status_service import StatusService
 from bot.subscription_service import SubscriptionService
+
+log = logging.getLogger(__name__)
 
 
 class EffectRunner:
@@ -43,6 +48,24 @@ class EffectRunner:
         self,
         effect: Effect,
         *,
+        channel: str,
+        address_hash: str,
+        files: FileSource | None,
+        lookup_budget_s: float | None,
+    ) -> Outcome:
+        """The outcome; an unexpected failure becomes the effect's "unavailable" outcome, so
+        the person is never left waiting on a step nothing will resume."""
+        try:
+            return await self._run_slow(effect, channel, address_hash, files, lookup_budget_s)
+        except Exception:
+            log.exception("%s failed", type(effect).__name__)
+            if isinstance(effect, ReceivePhoto):
+                return PhotoRefused(UNAVAILABLE)
+            return LookupFailure.UNAVAILABLE
+
+    async def _run_slow(
+        self,
+        effect: Effect,
         channel: str,
         address_hash: str,
         files: FileSource | None,
