@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -32,8 +32,8 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    sealing_key: bytes
-    hashing_key: bytes
+    sealing_key: bytes = field(repr=False)
+    hashing_key: bytes = field(repr=False)
 
     @classmethod
     def from_secret(cls, secret: str) -> KeyRing:

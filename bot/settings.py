@@ -55,6 +55,22 @@ class Settings:
     notice_poll_minutes: int
     notice_lease_s: float
 
+    def __repr__(self) -> str:
+        # Settings end up in reprs of whatever holds them: never print a secret.
+        secrets_shown = {
+            "database_url": _redacted(self.database_url),
+            "registry_token": "***",
+            "telegram_bot_token": None if self.telegram_bot_token is None else "***",
+            "secret_key": "***",
+        }
+        shown = ", ".join(
+            f"{name}={secrets_shown.get(name, getattr(self, name))!r}"
+            for name in self.__dataclass_fields__
+        )
+        return f"Settings({shown})"
+
+    __str__ = __repr__
+
     @property
     def uses_sandbox(self) -> bool:
         """No registry configured: the sandbox registry runs in-process."""

@@ -34,7 +34,12 @@ def create_web_app(ussd: UssdService, health: Health) -> web.Application:
 
 
 async def ussd_callback(request: web.Request) -> web.Response:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        # An invalid UTF-8 byte, an unknown charset, a multipart body without a boundary:
+        # the gateway sent something we cannot read, which is its error, not ours.
+        return web.Response(status=400, text="unreadable form body")
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     try:
         ussd_request = parse_africas_talking(fields)

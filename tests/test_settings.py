@@ -68,3 +68,31 @@ def test_bad_values_give_one_line_naming_the_variable(
     message = str(caught.value)
     assert mentions in message and "\n" not in message
     assert "u:secret" not in message  # a password in a URL is never echoed
+
+
+def test_settings_and_services_never_print_a_secret(tmp_path: Path) -> None:
+    from bot.crypto import KeyRing
+
+    secret = "s3cret-key-" + "x" * 40
+    token = "123456789:AAHsecretTelegramTokenValue123"
+    settings = load_settings(
+        {
+            "BOT_VAR_DIR": str(tmp_path),
+            "BOT_SECRET_KEY": secret,
+            "TELEGRAM_BOT_TOKEN": token,
+            "REGISTRY_TOKEN": "registry-secret-token",
+            "DATABASE_URL": "postgresql://bot:db-password@127.0.0.1/bansos",
+        }
+    )
+    keys = KeyRing.from_secret(secret)
+    for shown in (repr(settings), str(settings), repr(keys)):
+        for hidden in (
+            secret,
+            token,
+            "registry-secret-token",
+            "db-password",
+            keys.sealing_key.hex(),
+        ):
+            assert hidden not in shown
+        assert repr(keys.sealing_key) not in shown and repr(keys.hashing_key) not in shown
+    assert "bot:***@127.0.0.1" in repr(settings)

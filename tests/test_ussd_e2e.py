@@ -149,3 +149,22 @@ async def test_many_lookups_from_one_phone_are_throttled(
 async def test_missing_session_is_a_bad_request(ussd_url: str) -> None:
     async with aiohttp.ClientSession() as http, http.post(ussd_url, data={"text": ""}) as response:
         assert response.status == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"sessionId=\xff\xfe&text=", "application/x-www-form-urlencoded"),
+        (b"sessionId=a&text=", "application/x-www-form-urlencoded; charset=bogus"),
+        (b"--x\r\n", "multipart/form-data"),
+    ],
+)
+async def test_unreadable_bodies_get_a_400_not_a_500(
+    ussd_url: str, body: bytes, content_type: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(ussd_url, data=body, headers={"Content-Type": content_type}) as response,
+    ):
+        assert response.status == 400
+        assert "Traceback" not in await response.text()
