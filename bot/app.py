@@ -32,6 +32,7 @@ from bot.storage.database import Database, open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
 from bot.subscription_service import SubscriptionService
 from bot.ticket_follower import TicketFollower
+from handlers.gateway_auth import GatewayPolicy, parse_networks
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
 from handlers.telegram import (
     TelegramOutbound,
@@ -195,7 +196,13 @@ async def serve(settings: Settings) -> None:
     """Run web server, Telegram receiver and (by default) the sandbox until a signal."""
     async with registry_for(settings) as registry_url:
         services = await build_services(settings, registry_url=registry_url)
-        runner = web.AppRunner(create_web_app(services.ussd, services.health))
+        gateway = GatewayPolicy(
+            settings.ussd_gateway_secret, parse_networks(settings.ussd_gateway_networks)
+        )
+        web_app = create_web_app(
+            services.ussd, services.health, gateway=gateway, simulator=settings.simulator_enabled
+        )
+        runner = web.AppRunner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
@@ -242,7 +249,13 @@ def site_url(settings: Settings) -> str:
 
 
 async def _print_welcome(settings: Settings, services: Services, url: str) -> None:
-    lines = [f"bansos-bot is serving on {url}", f"  USSD simulator: {url}/simulator"]
+    lines = [f"bansos-bot is serving on {url}"]
+    if settings.simulator_enabled:
+        lines.append(f"  USSD simulator: {url}/simulator")
+    gateway = GatewayPolicy(
+        settings.ussd_gateway_secret, parse_networks(settings.ussd_gateway_networks)
+    )
+    lines.append(f"  {gateway.describe()}")
     lines.append(
         "  Telegram: polling"
         if settings.telegram_enabled

@@ -14,6 +14,10 @@ from bot.settings import Settings, SettingsError, load_settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.command == "sandbox-registry":
+        # The sandbox needs no database, key or token of the bot: create none of them.
+        configure_logging("INFO")
+        return _sandbox(arguments)
     try:
         settings = load_settings()
     except SettingsError as problem:
@@ -25,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "outbox": _outbox,
         "notices": _notices,
-        "sandbox-registry": _sandbox,
     }[arguments.command]
     try:
         return handler(settings, arguments)
@@ -56,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     notice_commands.add_parser("watch", help="run each new quarter once the registry publishes it")
     sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--port", type=_port, default=8090)
     sandbox.add_argument("--households", type=int, default=10_000)
     sandbox.add_argument("--seed", type=int, default=42)
     return parser
@@ -100,15 +103,17 @@ def _migrate(settings: Settings, _arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _sandbox(settings: Settings, arguments: argparse.Namespace) -> int:
-    from registry_client.sandbox import run_sandbox_forever
+def _sandbox(arguments: argparse.Namespace) -> int:
+    import os
+
+    from registry_client.sandbox import SANDBOX_TOKEN, run_sandbox_forever
 
     run_sandbox_forever(
         host=arguments.host,
         port=arguments.port,
         households=arguments.households,
         seed=arguments.seed,
-        token=settings.registry_token,
+        token=os.environ.get("REGISTRY_TOKEN", "").strip() or SANDBOX_TOKEN,
     )
     return 0
 
@@ -142,6 +147,12 @@ def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
         print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
         return 1
     return 0
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535")
+    return int(text)
 
 
 def _quarter(text: str) -> str:

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 MIN_SECRET_KEY_LENGTH = 32
+MIN_GATEWAY_SECRET_LENGTH = 16
+SANDBOX_REGISTRY_TOKEN = "sandbox-token"  # noqa: S105 - public on purpose, sandbox only
 SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
@@ -54,6 +56,9 @@ class Settings:
     notice_paid_broadcast: bool
     notice_poll_minutes: int
     notice_lease_s: float
+    ussd_gateway_secret: str | None
+    ussd_gateway_networks: str
+    simulator: str  # auto (with the sandbox only), on, off
 
     def __repr__(self) -> str:
         # Settings end up in reprs of whatever holds them: never print a secret.
@@ -62,6 +67,7 @@ class Settings:
             "registry_token": "***",
             "telegram_bot_token": None if self.telegram_bot_token is None else "***",
             "secret_key": "***",
+            "ussd_gateway_secret": None if self.ussd_gateway_secret is None else "***",
         }
         shown = ", ".join(
             f"{name}={secrets_shown.get(name, getattr(self, name))!r}"
@@ -75,6 +81,11 @@ class Settings:
     def uses_sandbox(self) -> bool:
         """No registry configured: the sandbox registry runs in-process."""
         return self.registry_url is None
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """The simulator lets anyone play a phone: only with the sandbox, unless asked."""
+        return self.simulator == "on" or (self.simulator == "auto" and self.uses_sandbox)
 
     @property
     def telegram_enabled(self) -> bool:
@@ -98,7 +109,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=_database_url(env, var_dir),
         registry_url=_optional_http_url(env, "REGISTRY_URL"),
-        registry_token=_text(env, "REGISTRY_TOKEN", "sandbox-token"),
+        registry_token=_registry_token(env),
         telegram_bot_token=_telegram_token(env),
         telegram_api_url=_http_url(env, "TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
         http_host=_text(env, "HTTP_HOST", "127.0.0.1"),
@@ -130,6 +141,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notice_paid_broadcast=_choice(env, "NOTICE_PAID_BROADCAST", "NO", ("NO", "YES")) == "YES",
         notice_poll_minutes=_integer(env, "NOTICE_POLL_MINUTES", 15, low=1, high=24 * 60),
         notice_lease_s=_number(env, "NOTICE_LEASE_S", 30.0, low=1.0, high=3600.0),
+        ussd_gateway_secret=_gateway_secret(env),
+        ussd_gateway_networks=_networks(env),
+        simulator=_choice(env, "SIMULATOR", "AUTO", ("AUTO", "ON", "OFF")).lower(),
     )
 
 
@@ -247,7 +261,7 @@ def _embedded_secret_key(var_dir: Path) -> str:
             log.warning("BOT_SECRET_KEY is not set: using the embedded key in %s", key_file)
             return key
         raise SettingsError(f"{key_file} is damaged; delete it or set BOT_SECRET_KEY")
-    var_dir.mkdir(parents=True, exist_ok=True)
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
@@ -258,3 +272,36 @@ def _embedded_secret_key(var_dir: Path) -> str:
         key_file,
     )
     return key
+
+
+def _registry_token(env: Mapping[str, str]) -> str:
+    token = env.get("REGISTRY_TOKEN", "").strip()
+    if token:
+        return token
+    if env.get("REGISTRY_URL", "").strip():
+        # The sandbox's public token must never be sent to a real registry by accident.
+        raise SettingsError("REGISTRY_TOKEN must be set when REGISTRY_URL is set")
+    return SANDBOX_REGISTRY_TOKEN
+
+
+def _gateway_secret(env: Mapping[str, str]) -> str | None:
+    secret = env.get("USSD_GATEWAY_SECRET", "").strip()
+    if not secret:
+        return None
+    if len(secret) < MIN_GATEWAY_SECRET_LENGTH or not secret.isascii() or "/" in secret:
+        raise SettingsError(
+            f"USSD_GATEWAY_SECRET must be at least {MIN_GATEWAY_SECRET_LENGTH} ASCII "
+            "characters without '/'"
+        )
+    return secret
+
+
+def _networks(env: Mapping[str, str]) -> str:
+    from handlers.gateway_auth import BadNetwork, parse_networks
+
+    raw = env.get("USSD_GATEWAY_NETWORKS", "").strip()
+    try:
+        parse_networks(raw)
+    except BadNetwork as problem:
+        raise SettingsError(f"USSD_GATEWAY_NETWORKS: not a network: {problem}") from None
+    return raw

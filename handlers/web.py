@@ -7,6 +7,7 @@ import logging
 from aiohttp import hdrs, web
 
 from bot.health import Health
+from handlers.gateway_auth import SECRET_HEADER, GatewayPolicy
 from handlers.simulator_page import page_language, render_simulator_page
 from handlers.ussd import (
     BadUssdRequest,
@@ -20,17 +21,38 @@ log = logging.getLogger(__name__)
 
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
 HEALTH = web.AppKey("health", Health)
+GATEWAY = web.AppKey("gateway", GatewayPolicy)
 
 
-def create_web_app(ussd: UssdService, health: Health) -> web.Application:
+def create_web_app(
+    ussd: UssdService,
+    health: Health,
+    *,
+    gateway: GatewayPolicy | None = None,
+    simulator: bool = False,
+) -> web.Application:
+    """The routes; the simulator page (and its own USSD endpoint, for the browser) only
+    when asked for: it lets anyone play a phone number."""
     app = web.Application(client_max_size=64 * 1024)
     app[USSD_SERVICE] = ussd
     app[HEALTH] = health
-    app.router.add_post("/ussd", ussd_callback)
+    app[GATEWAY] = gateway or GatewayPolicy()
+    app.router.add_post("/ussd", gateway_callback)
+    app.router.add_post("/ussd/{secret}", gateway_callback)
     app.router.add_get("/healthz", health_check)
-    app.router.add_get("/", simulator_page)
-    app.router.add_get("/simulator", simulator_page)
+    if simulator:
+        app.router.add_get("/", simulator_page)
+        app.router.add_get("/simulator", simulator_page)
+        app.router.add_post("/simulator/ussd", ussd_callback)
     return app
+
+
+async def gateway_callback(request: web.Request) -> web.Response:
+    """POST /ussd from the aggregator: refused before any work unless it is admitted."""
+    sent = request.match_info.get("secret") or request.headers.get(SECRET_HEADER)
+    if not request.app[GATEWAY].admits(request.remote, sent):
+        return web.Response(status=403, text="forbidden")
+    return await ussd_callback(request)
 
 
 async def ussd_callback(request: web.Request) -> web.Response:

@@ -53,7 +53,7 @@ class Served:
 
     async def read_banner(self) -> None:
         assert self.process.stdout is not None
-        while not any("Sandbox registry" in line for line in self.banner) or len(self.banner) < 9:
+        while sum(line.startswith("    ") for line in self.banner) < 5:  # the sample pairs
             line = await asyncio.wait_for(self.process.stdout.readline(), timeout=60)
             if not line:
                 raise AssertionError(f"serve exited early: {self.banner}")

@@ -200,6 +200,12 @@ def test_language_change_comes_back_to_the_same_question_in_the_new_language() -
     assert transition.state.language == "id"
     assert transition.state.step == "status.name"
     assert transition.state.data["nik"] == NIK
+    # The confirmation and the open question again, both already in Indonesian.
+    assert transition.reply is not None
+    assert transition.reply.text == (
+        "Bahasa: Indonesia.\n\nSekarang ketik nama lengkap persis seperti tertulis di KTP."
+    )
+    assert transition.reply.expects is Expect.TEXT and transition.reply.language == "id"
 
 
 def test_help_keeps_the_place_and_text_after_it_goes_to_that_step() -> None:
@@ -209,6 +215,8 @@ def test_help_keeps_the_place_and_text_after_it_goes_to_that_step() -> None:
     assert helped.reply is not None and "/cek" in helped.reply.text
     after = play(helped.state, text(NIK))
     assert after.state.step == "status.name"
+    assert after.reply is not None and after.reply.expects is Expect.TEXT
+    assert after.reply.text == "Now type the full name exactly as written on the KTP."
 
 
 def test_unknown_command_keeps_the_conversation_where_it_was() -> None:
@@ -230,6 +238,9 @@ def test_input_while_waiting_for_the_registry_says_to_wait() -> None:
     transition = play(waiting, text("halo?"))
     assert transition.state.step == "status.waiting"
     assert transition.effect is None
+    assert transition.reply is not None
+    assert transition.reply.text == "Still checking, please wait a moment…"
+    assert transition.reply.choices == () and transition.reply.expects is Expect.NOTHING
 
 
 def test_withdrawing_consent_stops_processing() -> None:

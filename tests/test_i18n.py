@@ -67,11 +67,25 @@ def test_translations_keep_every_placeholder() -> None:
 
 
 def test_indonesian_is_the_default_and_unknown_languages_fall_back_to_it() -> None:
-    assert DEFAULT_LANGUAGE == "id"
-    assert normalize_language(None) == "id"
-    assert normalize_language("fr-FR") == "id"
+    indonesian = catalog("id")
+    help_in_indonesian = indonesian.get("Help").string
+    assert help_in_indonesian and help_in_indonesian != "Help"
+    assert translator("id").gettext("Help") == help_in_indonesian
+    assert translator("en").gettext("Help") == "Help"
+    # No language, or one we do not serve: Indonesian text, not English and not the msgid.
+    assert normalize_language(None) == DEFAULT_LANGUAGE
+    assert normalize_language("") == DEFAULT_LANGUAGE
     assert normalize_language("en-US") == "en"
-    assert translator("id").gettext("Help") == "Bantuan"
+    for unknown in ("fr-FR", "jv", "xx"):
+        assert normalize_language(unknown) == DEFAULT_LANGUAGE
+        fallback = translator(unknown)
+        assert fallback.language == "id"
+        assert fallback.gettext("Help") == help_in_indonesian
+        assert fallback.rupiah(750000) == translator("id").rupiah(750000)
+    # Every translated message reads the same through the fallback as in the catalog.
+    for entry in indonesian:
+        if entry.id and isinstance(entry.id, str) and entry.string and not entry.fuzzy:
+            assert translator("fr").gettext(entry.id) == entry.string, entry.id
 
 
 def test_rupiah_and_dates_are_formatted_for_indonesia() -> None:

@@ -96,3 +96,54 @@ def test_settings_and_services_never_print_a_secret(tmp_path: Path) -> None:
             assert hidden not in shown
         assert repr(keys.sealing_key) not in shown and repr(keys.hashing_key) not in shown
     assert "bot:***@127.0.0.1" in repr(settings)
+
+
+def test_a_real_registry_needs_its_own_token(tmp_path: Path) -> None:
+    env = {"BOT_VAR_DIR": str(tmp_path), "REGISTRY_URL": "https://registry.example.go.id"}
+    with pytest.raises(SettingsError, match="REGISTRY_TOKEN"):
+        load_settings(env)
+    assert load_settings({**env, "REGISTRY_TOKEN": "t0ken"}).registry_token == "t0ken"
+    assert load_settings({"BOT_VAR_DIR": str(tmp_path)}).registry_token == "sandbox-token"
+
+
+def test_the_simulator_follows_the_sandbox_unless_set(tmp_path: Path) -> None:
+    base = {"BOT_VAR_DIR": str(tmp_path)}
+    real = {**base, "REGISTRY_URL": "https://r.example", "REGISTRY_TOKEN": "t"}
+    assert load_settings(base).simulator_enabled
+    assert not load_settings(real).simulator_enabled
+    assert load_settings({**real, "SIMULATOR": "on"}).simulator_enabled
+    assert not load_settings({**base, "SIMULATOR": "off"}).simulator_enabled
+
+
+def test_gateway_settings_are_checked(tmp_path: Path) -> None:
+    base = {"BOT_VAR_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match="USSD_GATEWAY_SECRET"):
+        load_settings({**base, "USSD_GATEWAY_SECRET": "short"})
+    with pytest.raises(SettingsError, match="USSD_GATEWAY_NETWORKS"):
+        load_settings({**base, "USSD_GATEWAY_NETWORKS": "10.0.0.0/8, nonsense"})
+
+
+def test_the_embedded_database_and_its_folder_are_private(tmp_path: Path) -> None:
+    from bot.storage.database import open_database
+
+    var = tmp_path / "var"
+    settings = load_settings({"BOT_VAR_DIR": str(var)})
+    database = open_database(settings.database_url)
+    assert (var.stat().st_mode & 0o777) == 0o700
+    assert (Path(settings.database_url.split("///", 1)[1]).stat().st_mode & 0o777) == 0o600
+    assert database.is_sqlite
+
+
+def test_the_sandbox_command_creates_no_key_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sandbox-registry", "--port", "-1"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0  # the port is refused; what matters is what it left
+    assert not (tmp_path / "var").exists()

@@ -1,4 +1,4 @@
-"""The USSD simulator page (GET /simulator) driven in headless Chromium against POST /ussd.
+"""The USSD simulator page (GET /simulator) driven in headless Chromium against its endpoint.
 
 Assertions on the USSD screens lean on what does not depend on translations: CON/END,
 numbers, the NIK, and the exact screens a reference `UssdPhone` gets from the same server.
@@ -97,7 +97,7 @@ class Simulator:
         """The Africa's Talking form of every POST /ussd the page made, in order."""
         forms = []
         for request in self.requests:
-            if request.method == "POST" and urlsplit(request.url).path == "/ussd":
+            if request.method == "POST" and urlsplit(request.url).path == "/simulator/ussd":
                 fields = parse_qs(request.post_data or "", keep_blank_values=True)
                 forms.append({key: values[0] for key, values in fields.items()})
         return forms
@@ -113,7 +113,9 @@ class Simulator:
 
 @pytest.fixture
 async def simulator(services: Services) -> AsyncIterator[Simulator]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
+    server = TestServer(
+        create_web_app(services.ussd, services.health, simulator=True), host="127.0.0.1"
+    )
     await server.start_server()
     running = Simulator(server)
     try:
@@ -131,7 +133,7 @@ async def reference_phone(simulator: Simulator) -> AsyncIterator[UssdPhone]:
 
 
 def is_ussd(response: Response) -> bool:
-    return urlsplit(response.url).path == "/ussd"
+    return urlsplit(response.url).path == "/simulator/ussd"
 
 
 async def settled(page: Page) -> None:

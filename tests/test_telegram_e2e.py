@@ -12,6 +12,7 @@ from telegram.ext import Application
 
 from bot.app import Services
 from bot.logging_setup import quiet_library_loggers
+from registry_client.models import PROGRAMME_CODES
 from registry_client.sandbox import RunningSandbox
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
 from tests.support.telegram_bot import App, polling_bot
@@ -49,6 +50,32 @@ async def consent(fake: FakeTelegram) -> dict[str, Any]:
     fake.send_command(CHAT, "/start")
     notice = await fake.next_reply(CHAT)
     return await press(fake, notice, "agree")
+
+
+# How the Indonesian status page words each programme state.
+STATE_WORDS = {"active": "aktif", "ended": "berhenti", "refused": "tidak disetujui"}
+
+
+def assert_status_of(text: str, nik: str, sandbox: RunningSandbox) -> None:
+    """`text` is the status page of the household the sandbox holds for `nik`: its decile,
+    each of its programmes with its state (and amount), the others as not enrolled."""
+    found = sandbox.population.find(nik)
+    assert found is not None
+    person, household = found
+    assert f"Desil kesejahteraan {household.decile} dari 10" in text, text
+    lines = text.splitlines()
+    for programme in household.programmes:
+        [line] = [ln for ln in lines if ln.startswith(("✅", "⛔")) and programme.code in ln]
+        assert f": {STATE_WORDS[programme.status]}" in line, line
+        if programme.status == "active" and programme.amount_idr is not None:
+            assert f"Rp{programme.amount_idr:,}".replace(",", ".") in line, line
+    enrolled = {programme.code for programme in household.programmes}
+    missing = [code for code in PROGRAMME_CODES if code not in enrolled]
+    if missing:
+        assert f"Tidak terdaftar: {', '.join(missing)}." in text, text
+    else:
+        assert "Tidak terdaftar" not in text
+    assert person.name not in text and person.nik not in text
 
 
 async def test_commands_are_registered_per_language(
@@ -119,16 +146,18 @@ async def test_bad_inputs_get_reasons_and_keep_the_place(
     assert "KTP" in digits["text"]
     fake.send_text(CHAT, person.name)
     result = await fake.next_reply(CHAT)
-    assert "Rp" in result["text"] or "desil" in result["text"].lower()
+    assert_status_of(result["text"], person.nik, sandbox)
 
 
 async def test_unknown_nik_and_wrong_name_get_the_same_answer(
     fake: FakeTelegram, bot_app: Application[Any, Any, Any, Any, Any, Any], sandbox: RunningSandbox
 ) -> None:
     person = sandbox.population.sample(1)[0]
+    unknown_nik = "3302015708890003"
+    assert sandbox.population.find(unknown_nik) is None  # really unknown to the registry
     await consent(fake)
     answers = []
-    for nik, name in [(person.nik, "Nama Lain Sekali"), ("3302015708890003", person.name)]:
+    for nik, name in [(person.nik, "Nama Lain Sekali"), (unknown_nik, person.name)]:
         fake.send_command(CHAT, "/cek")
         await fake.next_reply(CHAT)
         fake.send_text(CHAT, nik)

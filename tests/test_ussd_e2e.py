@@ -99,8 +99,10 @@ async def test_unknown_nik_and_wrong_name_read_the_same(
     phone: UssdPhone, sandbox: RunningSandbox
 ) -> None:
     person = sandbox.population.sample(1)[0]
+    unknown_nik = "3302015708890003"
+    assert sandbox.population.find(unknown_nik) is None  # really unknown to the registry
     answers = []
-    for nik, name in [(person.nik, "Nama Yang Salah"), ("3302015708890003", person.name)]:
+    for nik, name in [(person.nik, "Nama Yang Salah"), (unknown_nik, person.name)]:
         answers.append(await phone.check_status(nik, name))
     assert answers[0] == answers[1]
     assert answers[0].startswith("END ")

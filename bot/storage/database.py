@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,7 +70,9 @@ def open_database(url: str, *, echo: bool = False) -> Database:
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Private from the start: the file holds sealed personal data and keyed hashes.
+        Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
     # One connection: SQLite has one writer at a time anyway, and waiting for the pool is a
     # fair FIFO queue, whereas writers on many connections retry the lock in sleeps and
     # can starve past the busy timeout under load ("database is locked").

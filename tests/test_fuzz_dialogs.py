@@ -1,0 +1,435 @@
+"""Property-based: any sequence of inputs through the pure dialog router, on both channels.
+
+Inputs are drawn as plain `Act` values (their repr shows what was typed, unlike `Input`'s,
+which hides it on purpose), turned into `Input`s, and fed to `router.step` from a fresh
+state. Between steps the state goes through JSON as the engine seals it, and the channel's
+context is set again, as the engine does. Each effect is resumed with an outcome its
+service could give (or left waiting, as when a USSD session times out).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from bot.dialogs import router
+from bot.dialogs.model import (
+    Attachment,
+    DialogContext,
+    DialogState,
+    Effect,
+    Input,
+    InputKind,
+    ListSubscriptions,
+    ListTickets,
+    Outcome,
+    PhotoAccepted,
+    PhotoRefused,
+    ReceivePhoto,
+    Reply,
+    ShowTicket,
+    StatusLookup,
+    SubmitFiling,
+    Subscribe,
+    TicketMissing,
+    Transition,
+    Unsubscribe,
+)
+from bot.filing_service import TICKETS_LISTED
+from bot.filings import (
+    FilingAccepted,
+    FilingRefusal,
+    FilingRefused,
+    Location,
+    TicketEvent,
+    TicketHistory,
+    TicketList,
+    TicketSummary,
+)
+from bot.lookup import LookupFailure
+from bot.notifications import Notification, QuarterNotice, TicketMoved
+from bot.photos import PhotoProblem
+from bot.subscriptions import Subscribed, SubscriptionList, TooManySubscriptions, Unsubscribed
+from handlers.ussd import SCREEN_LIMIT, render_screen
+from registry_client.models import (
+    PROGRAMME_CODES,
+    REASON_CODES,
+    SUBMISSION_REFUSALS,
+    TICKET_REASON_CODES,
+    Household,
+    ProgrammeStatus,
+    StatusReport,
+)
+from registry_client.sandbox.masking import mask_name
+
+TELEGRAM = DialogContext(photos=True)
+USSD = DialogContext(photos=False)
+CONTEXTS = pytest.mark.parametrize("context", [TELEGRAM, USSD], ids=["telegram", "ussd"])
+# The subscription limit's default (SUBSCRIPTIONS_PER_CHAT).
+SUBSCRIPTIONS_LISTED = 5
+FUZZ = settings(max_examples=200, deadline=None)
+
+
+# --- what a person can send ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Act:
+    """One input as drawn; `Input(...)` itself would not show its text in a report."""
+
+    kind: InputKind
+    value: str = ""
+    attachment: Attachment | None = None
+    location: Location | None = None
+
+    def input(self) -> Input:
+        return Input(self.kind, self.value, self.attachment, self.location)
+
+
+@dataclass(frozen=True)
+class PickOffered:
+    """Press the n-th choice of the last reply (wrapping round); typed `n` if none."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Expire:
+    """The step was left idle too long: the engine starts over from menu or consent."""
+
+
+def _valid_nik(region: str, day: int, female: bool, month: int, year: int, serial: int) -> str:
+    return f"{region}{day + (40 if female else 0):02d}{month:02d}{year:02d}{serial:04d}"
+
+
+valid_niks = st.builds(
+    _valid_nik,
+    st.sampled_from(["330201", "330202", "317101", "510101"]),  # two share a kecamatan
+    st.integers(1, 28),
+    st.booleans(),
+    st.integers(1, 12),
+    st.integers(0, 99),
+    st.integers(0, 9999),
+)
+names = st.sampled_from(
+    ["Siti Aminah", "Budi", "I Made Wirawan", "Nur'aini", "Muh. Ma'ruf", "ÉLODIE", "Ŝu Li"]
+) | st.text(st.characters(categories=["L"]), min_size=2, max_size=30)
+emojis = st.sampled_from(["🙏", "😀😀😀", "👨‍👩‍👧‍👦", "🇮🇩", "❤️", "🏠 rumah"])
+texts = st.one_of(
+    st.text(),  # any unicode
+    st.text(min_size=200, max_size=3000),  # very long
+    st.text(alphabet="0123456789", min_size=1, max_size=20),
+    st.just("*"),
+    emojis,
+    valid_niks,
+    valid_niks.map(lambda nik: f"{nik[:4]} {nik[4:8]} {nik[8:12]} {nik[12:]}"),
+    names,
+    st.sampled_from(["0", "00", " 1 ", "Rumah kami bocor dan dindingnya dari bambu", "ya"]),
+)
+attachments = st.builds(
+    Attachment,
+    ref=st.text(max_size=40),
+    size=st.none() | st.integers(-1, 50_000_000),
+    mime_type=st.none() | st.sampled_from(["image/jpeg", "application/pdf", "", "x/😀"]),
+)
+locations = st.builds(
+    Location, st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_infinity=True)
+) | st.builds(Location, st.floats(-90, 90), st.floats(-180, 180))
+command_names = st.sampled_from(sorted(router.COMMANDS)) | st.text(max_size=30)
+choice_keys = st.text(max_size=30) | st.sampled_from(
+    ["agree", "decline", "language", "home", "back", "check", "skip", "done", "confirm", "yes"]
+)
+
+picks = st.builds(PickOffered, st.integers(0, 20))
+meaningful_texts = st.one_of(
+    valid_niks,
+    names,
+    st.sampled_from(["Rumah kami bocor dan dindingnya dari bambu", "0", "00", "1", "2"]),
+)
+acts = st.one_of(
+    # Uniform over the branches: pressing offered choices and typing NIKs and names are
+    # listed more than once, so that sessions get past the menu into every flow.
+    picks,
+    picks,
+    picks,
+    picks,
+    st.builds(Act, st.just(InputKind.TEXT), meaningful_texts),
+    st.builds(Act, st.just(InputKind.TEXT), meaningful_texts),
+    st.builds(Act, st.just(InputKind.TEXT), texts),
+    st.builds(Act, st.just(InputKind.CHOICE), choice_keys),
+    st.builds(Act, st.just(InputKind.COMMAND), command_names),
+    st.builds(Act, st.just(InputKind.START)),
+    st.builds(Act, st.just(InputKind.PHOTO), st.just(""), attachments),
+    st.builds(Act, st.just(InputKind.PHOTO)),  # a photo the channel gave no file for
+    st.builds(Act, st.just(InputKind.FILE), st.just(""), attachments),
+    st.builds(Act, st.just(InputKind.LOCATION), st.just(""), st.none(), locations),
+    st.builds(Act, st.just(InputKind.LOCATION)),
+    st.builds(Act, st.just(InputKind.OTHER), st.text(max_size=10)),
+    st.builds(Expire),
+)
+# Most people dial (or /start) and agree first; some do something else from the start.
+openings = st.sampled_from(
+    [
+        [Act(InputKind.START), Act(InputKind.CHOICE, "agree")],
+        [Act(InputKind.START), Act(InputKind.TEXT, "1")],
+        [Act(InputKind.START)],
+        [],
+    ]
+)
+sessions = st.builds(lambda opening, rest: [*opening, *rest], openings, st.lists(acts, max_size=30))
+
+
+# --- what a service can answer ----------------------------------------------------------------
+
+moments = st.datetimes(datetime(2020, 1, 1), datetime(2030, 12, 31), timezones=st.just(UTC))
+quarters = st.builds(lambda y, q: f"{y}Q{q}", st.integers(2020, 2030), st.integers(1, 4))
+ticket_numbers = st.text("0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=8, max_size=8).map(
+    "BSB-".__add__
+)
+programmes = st.builds(
+    ProgrammeStatus,
+    code=st.sampled_from(PROGRAMME_CODES),
+    status=st.sampled_from(["active", "ended", "refused"]),
+    since=st.none() | quarters,
+    until=st.none() | quarters,
+    amount_idr=st.none() | st.integers(0, 10_000_000),
+    period=st.none() | quarters,
+    reason_code=st.none() | st.sampled_from(REASON_CODES) | st.text(max_size=20),
+)
+reports = st.builds(
+    StatusReport,
+    quarter=quarters,
+    name_masked=names.map(mask_name),
+    household=st.builds(
+        Household,
+        decile=st.integers(1, 10),
+        kecamatan_code=st.just("330201"),
+        members=st.integers(1, 15),
+    ),
+    programmes=st.lists(programmes, max_size=len(PROGRAMME_CODES), unique_by=lambda p: p.code).map(
+        tuple
+    ),
+    updated_at=moments,
+)
+kinds = st.sampled_from(["proposal", "objection", "correction"])
+stages = st.sampled_from(
+    ["queued", "received", "in_verification", "accepted", "rejected", "withdrawn", "refused"]
+)
+ticket_reasons = st.none() | st.sampled_from(TICKET_REASON_CODES + SUBMISSION_REFUSALS)
+
+
+def summaries(ticket: st.SearchStrategy[str] = ticket_numbers) -> st.SearchStrategy[TicketSummary]:
+    return st.builds(
+        TicketSummary,
+        ticket=ticket,
+        kind=kinds,
+        stage=stages,
+        reason_code=ticket_reasons,
+        registry_ticket=st.none() | st.just("DTSEN-2026-000123"),
+        filed_at=moments,
+    )
+
+
+masked_niks = valid_niks.map(lambda nik: f"{nik[:4]}********{nik[-4:]}") | st.just(
+    "????********????"  # a subscription whose seal no longer opens
+)
+
+
+def outcomes_for(effect: Effect) -> st.SearchStrategy[Outcome]:
+    """What the effect's service could answer (the engine turns a crash into unavailable)."""
+    if isinstance(effect, StatusLookup):
+        return st.sampled_from(list(LookupFailure)) | reports
+    if isinstance(effect, ReceivePhoto):
+        return st.builds(PhotoAccepted, st.text("0123456789abcdef", min_size=64, max_size=64)) | (
+            st.builds(PhotoRefused, st.sampled_from([*PhotoProblem, "unavailable"]))
+        )
+    if isinstance(effect, SubmitFiling):
+        return st.builds(FilingAccepted, ticket_numbers) | st.builds(
+            FilingRefused, st.sampled_from(list(FilingRefusal)), st.none() | ticket_numbers
+        )
+    if isinstance(effect, ListTickets):
+        return st.builds(
+            TicketList,
+            st.lists(summaries(), max_size=TICKETS_LISTED, unique_by=lambda s: s.ticket).map(
+                tuple
+            ),
+        )
+    if isinstance(effect, ShowTicket):
+        events = st.lists(st.builds(TicketEvent, stages, ticket_reasons, moments), max_size=6)
+        return st.just(TicketMissing(effect.ticket)) | st.builds(
+            TicketHistory, summaries(st.just(effect.ticket)), events.map(tuple)
+        )
+    if isinstance(effect, Subscribe):
+        return st.builds(Subscribed, st.booleans()) | st.builds(
+            TooManySubscriptions, st.just(SUBSCRIPTIONS_LISTED)
+        )
+    if isinstance(effect, ListSubscriptions):
+        items = st.lists(
+            st.tuples(st.integers(1, 2**31 - 1), masked_niks),
+            max_size=SUBSCRIPTIONS_LISTED,
+            unique_by=lambda item: item[0],
+        )
+        return st.builds(SubscriptionList, items.map(tuple))
+    assert isinstance(effect, Unsubscribe)
+    return st.builds(Unsubscribed, st.booleans())
+
+
+# --- the properties ---------------------------------------------------------------------------
+
+
+class _Shortened(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def ussd_warnings() -> Iterator[list[str]]:
+    """Warnings of handlers.ussd (a screen cut to fit) while the block runs."""
+    handler = _Shortened()
+    logger = logging.getLogger("handlers.ussd")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def check_ussd_screen(reply: Reply) -> None:
+    body = reply.brief if reply.brief is not None else reply.text
+    with ussd_warnings() as warnings:
+        screen = render_screen(reply)
+    assert len(screen.text) <= SCREEN_LIMIT, screen.text
+    # Shortening keeps it within the limit but loses words: the whole body must fit.
+    assert screen.text.startswith(body), f"cut to fit: {body!r} -> {screen.text!r}"
+    assert warnings == [], warnings
+
+
+def sealed(state: DialogState) -> DialogState:
+    """The state as the engine stores and reads it back: data and offered through JSON."""
+    payload = json.dumps({"data": dict(state.data), "offered": list(state.offered)})
+    stored = json.loads(payload)
+    assert stored["data"] == dict(state.data), "working data does not survive JSON"
+    assert tuple(stored["offered"]) == state.offered
+    return replace(
+        state, data=MappingProxyType(dict(stored["data"])), offered=tuple(stored["offered"])
+    )
+
+
+def check(transition: Transition, *, on_ussd: bool, resumed: bool = False) -> None:
+    """`on_ussd`: the reply is shown on a USSD screen (an input a feature phone can send)."""
+    assert transition.reply is not None or transition.effect is not None
+    if resumed:  # the engine shows the resumed reply and runs no second effect
+        assert transition.reply is not None and transition.effect is None
+    assert transition.state.step in router.STEPS, transition.state.step
+    if transition.reply is not None:
+        assert transition.reply.text.strip()
+        if on_ussd:
+            check_ussd_screen(transition.reply)
+
+
+def ussd_can_send(act: Act, state: DialogState) -> bool:
+    """A phone sends typed text (`0` back, `00` home) or dials; a number picks an offered
+    choice. Buttons, other commands, photos and locations exist only on Telegram."""
+    if act.kind is InputKind.CHOICE:
+        return act.value in state.offered
+    if act.kind is InputKind.COMMAND:
+        return act.value in ("back", "home")
+    return act.kind in (InputKind.START, InputKind.TEXT)
+
+
+def play(
+    session: Sequence[Act | PickOffered | Expire],
+    context: DialogContext,
+    data: st.DataObject,
+    mail: Sequence[Notification] = (),
+) -> None:
+    state = router.new_state("id")
+    for act in session:
+        state = replace(state, context=context)  # the engine sets it on every input
+        if isinstance(act, Expire):
+            state = DialogState(state.step, state.language, state.consent_version, context=context)
+            state = state.at("menu" if state.consented else "consent")
+            continue
+        if isinstance(act, PickOffered):
+            if state.offered:
+                act = Act(InputKind.CHOICE, state.offered[act.index % len(state.offered)])
+            else:
+                act = Act(InputKind.TEXT, str(act.index))
+        note(f"at {state.step!r} ({state.language}): {act!r}")
+        on_ussd = not context.photos and ussd_can_send(act, state)
+        transition = router.step(state, act.input(), mail if act.kind is InputKind.START else ())
+        check(transition, on_ussd=on_ussd)
+        if transition.effect is not None and data.draw(st.booleans(), label="resumed"):
+            outcome = data.draw(outcomes_for(transition.effect), label="outcome")
+            note(f"  {transition.effect!r} at {transition.state.step!r} -> {outcome!r}")
+            waiting = replace(sealed(transition.state), context=context)
+            transition = router.resume(waiting, outcome)
+            check(transition, on_ussd=on_ussd, resumed=True)
+        state = sealed(transition.state)
+
+
+@CONTEXTS
+@FUZZ
+@given(session=sessions, data=st.data())
+def test_any_inputs_keep_the_dialog_sound(
+    context: DialogContext, session: list[Act | PickOffered | Expire], data: st.DataObject
+) -> None:
+    play(session, context, data)
+
+
+# --- messages held for USSD, shown at the next dial -------------------------------------------
+
+notifications = st.builds(
+    TicketMoved,
+    ticket=ticket_numbers,
+    kind=kinds,
+    stage=stages,
+    reason_code=ticket_reasons,
+    registry_ticket=st.none() | st.just("DTSEN-2026-000123"),
+) | st.builds(
+    QuarterNotice,
+    quarter=quarters,
+    previous_decile=st.integers(1, 10),
+    current_decile=st.integers(1, 10),
+    gained=st.lists(st.sampled_from(PROGRAMME_CODES), unique=True).map(tuple),
+    lost=st.lists(st.sampled_from(PROGRAMME_CODES), unique=True).map(tuple),
+    reason_code=st.none() | st.sampled_from(REASON_CODES),
+)
+
+
+def consented_at_menu(context: DialogContext) -> DialogState:
+    fresh = router.step(replace(router.new_state("id"), context=context), Input(InputKind.START))
+    agreed = router.step(fresh.state, Input(InputKind.CHOICE, "agree"))
+    return replace(agreed.state.at("menu"), context=context)
+
+
+@FUZZ
+@given(message=notifications)
+def test_one_held_message_fits_the_next_dial(message: Notification) -> None:
+    transition = router.step(consented_at_menu(USSD), Input(InputKind.START), [message])
+    check(transition, on_ussd=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="two or three held messages are joined into one USSD screen and cut to 160 "
+    "characters (bot/dialogs/router.py _mail_reply; reported to the lead)",
+)
+@FUZZ
+@given(mail=st.lists(notifications, min_size=2, max_size=3))  # HELD_MESSAGES_SHOWN = 3
+def test_several_held_messages_fit_the_next_dial(mail: list[Notification]) -> None:
+    transition = router.step(consented_at_menu(USSD), Input(InputKind.START), mail)
+    check(transition, on_ussd=True)
