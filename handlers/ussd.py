@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Expect, Input, InputKind, Reply
 from bot.i18n import DEFAULT_LANGUAGE, translator
+from handlers.phone import normalize_phone
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class UssdService:
     async def answer(self, request: UssdRequest) -> UssdScreen:
         # One conversation per phone: a new dial starts at the top, while the language
         # and consent chosen on an earlier call are kept.
-        address = request.phone or request.session_id
+        address = request.phone
         try:
             async with asyncio.timeout(self._lookup_budget_s + _STORAGE_ALLOWANCE_S):
                 reply = await self._engine.handle(
@@ -105,15 +106,26 @@ class UssdService:
         return render_screen(reply)
 
 
+# Longer fields are no USSD request: refuse them before any work.
+FIELD_LIMITS = {"sessionId": 128, "phoneNumber": 32, "serviceCode": 32, "text": 2000}
+
+
 def parse_africas_talking(form: Mapping[str, str]) -> UssdRequest:
     """Africa's Talking callback: `text` holds every answer so far, joined by `*`."""
+    for name, limit in FIELD_LIMITS.items():
+        if len(form.get(name, "")) > limit:
+            raise BadUssdRequest(f"{name} is longer than {limit} characters")
     session_id = form.get("sessionId", "").strip()
     if not session_id:
         raise BadUssdRequest("sessionId is missing")
+    phone = normalize_phone(form.get("phoneNumber", ""))
+    if phone is None:
+        # The conversation and the limits are kept per phone: without one, nothing is.
+        raise BadUssdRequest("phoneNumber is missing or not a phone number")
     text = form.get("text", "")
     return UssdRequest(
         session_id=session_id,
-        phone=form.get("phoneNumber", "").strip(),
+        phone=phone,
         service_code=form.get("serviceCode", "").strip(),
         latest=None if text == "" else text.split("*")[-1],
     )

@@ -14,7 +14,7 @@ from handlers.gateway_auth import GatewayPolicy, parse_networks
 from handlers.web import create_web_app
 
 SECRET = "gw-secret-0123456789abcdef"
-FORM = {"sessionId": "AT1", "phoneNumber": "+628111", "serviceCode": "*1#", "text": ""}
+FORM = {"sessionId": "AT1", "phoneNumber": "+628123456789", "serviceCode": "*1#", "text": ""}
 
 
 @pytest.fixture

@@ -223,15 +223,46 @@ def test_ussd_answers_become_inputs(latest: str | None, expected: Input) -> None
 
 def test_africas_talking_request_takes_the_latest_answer() -> None:
     request = parse_africas_talking(
-        {"sessionId": "AT1", "phoneNumber": "+6281", "serviceCode": "*123#", "text": "1*3302*Siti"}
+        {
+            "sessionId": "AT1",
+            "phoneNumber": "0812-3456-789",
+            "serviceCode": "*123#",
+            "text": "1*3302*Siti",
+        }
     )
-    assert (request.session_id, request.phone, request.latest) == ("AT1", "+6281", "Siti")
-    assert parse_africas_talking({"sessionId": "AT1", "text": ""}).latest is None
+    assert (request.session_id, request.phone, request.latest) == ("AT1", "+628123456789", "Siti")
+    blank = {"sessionId": "AT1", "phoneNumber": "+628123456789", "text": ""}
+    assert parse_africas_talking(blank).latest is None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["+628123456789", "628123456789", "08123456789", "+62 812-3456-789", "+62-8123456789",
+     "+0628123456789"],
+)  # fmt: skip
+def test_every_spelling_of_a_phone_is_one_phone(spelling: str) -> None:
+    form = {"sessionId": "AT1", "phoneNumber": spelling, "text": ""}
+    assert parse_africas_talking(form).phone == "+628123456789"
+
+
+@pytest.mark.parametrize("phone", ["", "abc", "+6281", "1" * 40])
+def test_a_request_without_a_usable_phone_is_refused(phone: str) -> None:
+    with pytest.raises(BadUssdRequest):
+        parse_africas_talking({"sessionId": "AT1", "phoneNumber": phone, "text": ""})
+
+
+def test_overlong_fields_are_refused() -> None:
+    with pytest.raises(BadUssdRequest):
+        parse_africas_talking({"sessionId": "A" * 200, "phoneNumber": "+628123456789"})
+    with pytest.raises(BadUssdRequest):
+        parse_africas_talking(
+            {"sessionId": "AT1", "phoneNumber": "+628123456789", "text": "1*" * 1500}
+        )
 
 
 def test_africas_talking_request_without_session_is_refused() -> None:
     with pytest.raises(BadUssdRequest):
-        parse_africas_talking({"text": "1"})
+        parse_africas_talking({"text": "1", "phoneNumber": "+628123456789"})
 
 
 def test_africas_talking_answers_start_with_con_or_end() -> None:
