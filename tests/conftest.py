@@ -6,6 +6,7 @@ tests start their own throwaway cluster once per run.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.app import Services, build_services
+from bot.logging_setup import quiet_library_loggers
 from bot.settings import Settings, load_settings
 from registry_client.sandbox import RunningSandbox, start_sandbox
 from tests.support import postgres
@@ -97,3 +99,28 @@ async def services(settings: Settings, sandbox: RunningSandbox) -> AsyncIterator
         yield wired
     finally:
         await wired.close()
+
+
+# Phone numbers the tests dial from (tests/ussd_phone.py and the e2e tests).
+TEST_PHONES = ("+628123456789", "628123456789", "+628009999999")
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Every test that talks to the sandbox fails if a NIK, a name or a test phone number
+    of its people reaches a log line or a logged exception (UU PDP)."""
+    quiet_library_loggers()  # as `bansos-bot serve` configures logging
+    caplog.set_level(logging.DEBUG)
+    # Taken now: the sandbox is torn down before this fixture's end runs.
+    sandbox = request.getfixturevalue("sandbox") if "sandbox" in request.fixturenames else None
+    yield
+    if sandbox is None:
+        return
+    logged = caplog.text
+    population = sandbox.population
+    leaked = [p.nik for p in population.people() if p.nik in logged]
+    leaked += [p.name for p in population.people() if p.name in logged]
+    leaked += [phone for phone in TEST_PHONES if phone in logged]
+    assert leaked == [], "personal data in the logs"
