@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
@@ -119,9 +119,6 @@ def _sandbox(arguments: argparse.Namespace) -> int:
 
 
 def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
-    from sqlalchemy.exc import DBAPIError
-
-    from bot.app import SchemaOutOfDate
     from bot.outbox_cli import retry_dead, run_outbox, show_status
 
     if settings.uses_sandbox and not (arguments.status or arguments.retry_dead):
@@ -131,7 +128,8 @@ def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
+
+    def work() -> None:
         if arguments.status:
             print(asyncio.run(show_status(settings)))
         elif arguments.retry_dead:
@@ -139,14 +137,8 @@ def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
             print(f"bansos-bot: {count} dead letter(s) queued again")
         else:
             asyncio.run(run_outbox(settings))
-    except SchemaOutOfDate as problem:
-        print(f"bansos-bot: {problem}", file=sys.stderr)
-        return 2
-    except (OSError, DBAPIError) as problem:
-        first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
-        print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
-        return 1
-    return 0
+
+    return _in_one_line_on_failure(work)
 
 
 def _port(text: str) -> int:
@@ -162,11 +154,7 @@ def _quarter(text: str) -> str:
 
 
 def _notices(settings: Settings, arguments: argparse.Namespace) -> int:
-    from sqlalchemy.exc import DBAPIError
-
-    from bot.app import SchemaOutOfDate
     from bot.notices_cli import run_quarter, watch
-    from registry_client import RegistryError
 
     if settings.uses_sandbox:
         print(
@@ -175,12 +163,27 @@ def _notices(settings: Settings, arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
+
+    def work() -> None:
         if arguments.notices_command == "run":
             summary = asyncio.run(run_quarter(settings, arguments.quarter))
             print("\n".join(summary.lines()))
         else:
             asyncio.run(watch(settings))
+
+    return _in_one_line_on_failure(work)
+
+
+def _in_one_line_on_failure(work: Callable[[], None]) -> int:
+    """Run a command; a schema out of date, a registry, port or database that does not
+    answer is one line naming the cause, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.app import SchemaOutOfDate
+    from registry_client import RegistryError
+
+    try:
+        work()
     except SchemaOutOfDate as problem:
         print(f"bansos-bot: {problem}", file=sys.stderr)
         return 2

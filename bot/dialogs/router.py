@@ -71,7 +71,7 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     tickets.LIST_STEP: (tickets.list_prompt, tickets.handle_list),
     tickets.SHOW_STEP: (tickets.show_prompt, _ignores),
     subscribe.NIK_STEP: (subscribe.nik_prompt, subscribe.handle_nik),
-    subscribe.NAME_STEP: (subscribe.name_prompt, subscribe.handle_name),
+    subscribe.NAME_STEP: (name_prompt, subscribe.handle_name),
     subscribe.WAITING_STEP: (subscribe.waiting_prompt, _ignores),
     subscribe.CONFIRM_STEP: (subscribe.confirm_prompt, subscribe.handle_confirm),
     subscribe.SAVING_STEP: (subscribe.saving_prompt, _ignores),

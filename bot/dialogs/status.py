@@ -41,13 +41,18 @@ def nik_prompt(state: DialogState, t: Translator) -> Reply:
 
 
 def handle_nik(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    return typed_nik(state, inp, t, then="status.name")
+
+
+def typed_nik(state: DialogState, inp: Input, t: Translator, *, then: str) -> Transition | None:
+    """A typed NIK moves on to `then` (kept in the working data), or says what is wrong."""
     if inp.kind is not InputKind.TEXT:
         return None
     try:
         nik = parse_nik(inp.value)
     except InvalidNik as problem:
         return Transition(state, notice=nik_problem_notice(problem, t))
-    return Transition(state.at("status.name", nik=nik.value))
+    return Transition(state.at(then, nik=nik.value))
 
 
 def nik_problem_notice(problem: InvalidNik, t: Translator) -> Notice:
@@ -92,6 +97,14 @@ def name_prompt(state: DialogState, t: Translator) -> Reply:
 
 
 def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    return typed_name(state, inp, t, waiting="status.waiting", lost="status.nik")
+
+
+def typed_name(
+    state: DialogState, inp: Input, t: Translator, *, waiting: str, lost: str
+) -> Transition | None:
+    """A typed name with the NIK before it asks the registry (the step waits at `waiting`);
+    without the NIK (an expired step) the NIK is asked again at `lost`."""
     if inp.kind is not InputKind.TEXT:
         return None
     name = " ".join(inp.value.split())
@@ -100,9 +113,9 @@ def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | N
         return Transition(state, notice=problem)
     nik = state.text("nik")
     if nik is None:  # the NIK was lost (expired step): ask again rather than guess
-        return Transition(state.at("status.nik"))
+        return Transition(state.at(lost))
     return Transition(
-        state.at("status.waiting", nik=nik, name=name), effect=StatusLookup(nik=nik, name=name)
+        state.at(waiting, nik=nik, name=name), effect=StatusLookup(nik=nik, name=name)
     )
 
 

@@ -13,15 +13,13 @@ from bot.dialogs.model import (
     ListSubscriptions,
     Notice,
     Reply,
-    StatusLookup,
     Subscribe,
     Transition,
     Unsubscribe,
 )
-from bot.dialogs.status import failure_reply, name_problem, nik_problem_notice
+from bot.dialogs.status import failure_reply, typed_name, typed_nik
 from bot.i18n import Translator
 from bot.lookup import LookupFailure, LookupOutcome
-from bot.nik import InvalidNik, parse_nik
 from bot.subscriptions import (
     Subscribed,
     SubscribeOutcome,
@@ -55,34 +53,11 @@ def nik_prompt(state: DialogState, t: Translator) -> Reply:
 
 
 def handle_nik(state: DialogState, inp: Input, t: Translator) -> Transition | None:
-    if inp.kind is not InputKind.TEXT:
-        return None
-    try:
-        nik = parse_nik(inp.value)
-    except InvalidNik as problem:
-        return Transition(state, notice=nik_problem_notice(problem, t))
-    return Transition(state.at(NAME_STEP, nik=nik.value))
-
-
-def name_prompt(state: DialogState, t: Translator) -> Reply:
-    return Reply(
-        text=t.gettext("Now type the full name exactly as written on the KTP."),
-        brief=t.gettext("Enter the full name as on the KTP:"),
-        expects=Expect.TEXT,
-    )
+    return typed_nik(state, inp, t, then=NAME_STEP)
 
 
 def handle_name(state: DialogState, inp: Input, t: Translator) -> Transition | None:
-    if inp.kind is not InputKind.TEXT:
-        return None
-    name = " ".join(inp.value.split())
-    problem = name_problem(name, t)
-    if problem is not None:
-        return Transition(state, notice=problem)
-    nik = state.text("nik")
-    if nik is None:
-        return Transition(state.at(NIK_STEP))
-    return Transition(state.at(WAITING_STEP, nik=nik), effect=StatusLookup(nik=nik, name=name))
+    return typed_name(state, inp, t, waiting=WAITING_STEP, lost=NIK_STEP)
 
 
 def waiting_prompt(state: DialogState, t: Translator) -> Reply:
