@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 # A slow effect takes seconds; if the process died meanwhile, do not leave the person
 # waiting: the waiting step expires soon and they start again.
 WAITING_STEP_TTL = timedelta(minutes=2)
-HELD_MESSAGES_SHOWN = 3
+# One held message per session start: two would not fit a 160-character screen. The
+# next dial shows the next one, oldest first.
+HELD_MESSAGES_SHOWN = 1
 
 
 class DialogEngine:

@@ -67,13 +67,16 @@ async def test_objection_to_own_status_ends_with_a_ticket_and_reaches_the_queue(
     await sandbox_json(sandbox, "POST", f"/sandbox/tickets/{item['ticket']}/stage", json=move)
     await services.follower.follow_once()
     await services.outbound.dispatch_due()  # USSD cannot push: held for the next dial
-    shown = await phone.dial()
-    assert shown.startswith("CON ") and ticket.group() in shown and len(shown) - 4 <= 160
-    assert "1 Menu" in shown
+    received = await phone.dial()  # one message per dial, oldest first: it fits a screen
+    assert received.startswith("CON ") and ticket.group() in received
+    assert "received by DTSEN" in received and len(received) - 4 <= 160
+    assert "1 Menu" in received
     menu_again = await phone.answer("1")
     assert "1 Check aid status" in menu_again
+    moved = await phone.dial()
+    assert ticket.group() in moved and "checked in the field" in moved
     later = await phone.dial()
-    assert ticket.group() not in later  # shown once
+    assert ticket.group() not in later  # each shown once
 
 
 async def test_a_correction_without_photo_and_the_ticket_list(

@@ -335,7 +335,8 @@ def _resolve_number(state: DialogState, inp: Input) -> Input:
     text = inp.value.strip()
     if inp.kind is not InputKind.TEXT or not state.offered:
         return inp
-    if text.isdigit() and len(text) <= _MAX_CHOICE_DIGITS:
+    # ASCII digits only: "²" and "①" are digits to str.isdigit() but not to int().
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_CHOICE_DIGITS:
         number = int(text)
         if 1 <= number <= len(state.offered):
             return Input(InputKind.CHOICE, state.offered[number - 1])

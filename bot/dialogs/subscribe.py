@@ -188,6 +188,8 @@ def handle_list(state: DialogState, inp: Input, t: Translator) -> Transition | N
     if inp.kind is not InputKind.CHOICE or not inp.value.startswith("stop:"):
         return None
     number = inp.value.removeprefix("stop:")
-    if not number.isdigit() or int(number) not in {n for n, _ in _items(state)}:
+    if not (number.isascii() and number.isdigit()) or int(number) not in {
+        n for n, _ in _items(state)
+    }:
         return None
     return Transition(state.at(LOADING_STEP), effect=Unsubscribe(int(number)))
