@@ -262,7 +262,7 @@ def test_offered_choices_are_remembered_for_numbered_answers() -> None:
         "objection",
         "correction",
         "tickets",
-        "subscribe",
+        "notices",
         "language",
         "help",
         "privacy",

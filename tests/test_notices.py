@@ -123,6 +123,7 @@ async def test_a_ussd_subscriber_sees_the_notice_once_at_the_next_dial(
             await phone.answer("1")  # agree
             await phone.dial()
             await phone.answer("5")  # change notices
+            await phone.answer("1")  # follow a household
             await phone.answer(person.nik)
             confirm = await phone.answer(person.name)
             assert "1 Yes" in confirm
@@ -135,6 +136,11 @@ async def test_a_ussd_subscriber_sees_the_notice_once_at_the_next_dial(
             assert shown.startswith("CON ") and "decile" in shown and len(shown) - 4 <= 160
             assert "1 Menu" in shown
             assert "decile" not in await phone.dial()  # once
+            await phone.answer("5")
+            stop = await phone.answer("2")  # a phone stops notices from the menu too
+            assert "Choose one to stop" in stop and "1 " in stop and person.nik not in stop
+            stopped = await phone.answer("1")
+            assert "Stopped" in stopped
     finally:
         await server.close()
 

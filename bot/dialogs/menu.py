@@ -36,7 +36,7 @@ def menu_prompt(state: DialogState, t: Translator) -> Reply:
             *filings,
             Choice("correction", t.gettext("Correct data")),
             Choice("tickets", t.gettext("My tickets")),
-            Choice("subscribe", t.gettext("Change notices")),
+            Choice("notices", t.gettext("Change notices")),
             Choice("language", t.gettext("Change language")),
             Choice("help", t.gettext("Help")),
             Choice("privacy", t.gettext("Privacy")),

@@ -70,6 +70,7 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     tickets.LOADING_STEP: (tickets.loading_prompt, _ignores),
     tickets.LIST_STEP: (tickets.list_prompt, tickets.handle_list),
     tickets.SHOW_STEP: (tickets.show_prompt, _ignores),
+    subscribe.MENU_STEP: (subscribe.menu_prompt, subscribe.handle_menu),
     subscribe.NIK_STEP: (subscribe.nik_prompt, subscribe.handle_nik),
     subscribe.NAME_STEP: (name_prompt, subscribe.handle_name),
     subscribe.WAITING_STEP: (subscribe.waiting_prompt, _ignores),
@@ -120,6 +121,7 @@ COMMANDS = {
     "tickets": "tickets",
     "langganan": "subscribe",
     "subscribe": "subscribe",
+    "notices": "notices",
     "berhenti": "unsubscribe",
     "unsubscribe": "unsubscribe",
 }
@@ -146,6 +148,7 @@ _RETURNABLE = (
     filing.REVIEW_STEP,
     filing.CHANGE_STEP,
     tickets.LIST_STEP,
+    subscribe.MENU_STEP,
     subscribe.NIK_STEP,
     subscribe.NAME_STEP,
     subscribe.CONFIRM_STEP,
@@ -277,6 +280,8 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return tickets.list_tickets(state)
     if command == "subscribe":
         return subscribe.start(state)
+    if command == "notices":
+        return subscribe.notices_menu(state)
     if command == "unsubscribe":
         return subscribe.list_subscriptions(state)
     if command == "privacy":
@@ -295,6 +300,7 @@ _NEEDS_CONSENT = frozenset(
         "privacy",
         "subscribe",
         "unsubscribe",
+        "notices",
     }
 )
 

@@ -28,6 +28,7 @@ from bot.subscriptions import (
     Unsubscribed,
 )
 
+MENU_STEP = "subscribe.menu"
 NIK_STEP = "subscribe.nik"
 NAME_STEP = "subscribe.name"
 WAITING_STEP = "subscribe.waiting"
@@ -39,6 +40,30 @@ LOADING_STEP = "subscribe.loading"
 
 def start(state: DialogState) -> Transition:
     return Transition(state.at(NIK_STEP))
+
+
+def notices_menu(state: DialogState) -> Transition:
+    """From the main menu: follow another household, or stop (a phone has no /berhenti)."""
+    return Transition(state.at(MENU_STEP))
+
+
+def menu_prompt(state: DialogState, t: Translator) -> Reply:
+    return Reply(
+        text=t.gettext("Change notices: a message when a household's aid changes."),
+        brief=t.gettext("Change notices:"),
+        choices=(
+            Choice("follow", t.gettext("Follow a household")),
+            Choice("unsubscribe", t.gettext("Stop notices")),
+            Choice("home", t.gettext("Menu")),
+        ),
+        expects=Expect.CHOICE,
+    )
+
+
+def handle_menu(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is InputKind.CHOICE and inp.value == "follow":
+        return start(state)
+    return None
 
 
 def nik_prompt(state: DialogState, t: Translator) -> Reply:
