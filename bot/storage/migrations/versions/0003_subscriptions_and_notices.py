@@ -1,5 +1,5 @@
 """Subscriptions to status changes, one notice per subscription and quarter, and where
-each quarter"s run stands.
+each quarter's run stands.
 
 Revision ID: 0003
 Revises: 0002
