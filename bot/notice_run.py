@@ -47,7 +47,7 @@ from bot.storage.outbound_repository import HELD as MESSAGE_HELD
 from bot.storage.outbound_repository import OutboundRepository
 from bot.subscription_service import subscription_seal_context
 from registry_client import RegistryClient
-from registry_client.models import StatusChange
+from registry_client.models import ChangesPage, StatusChange
 
 log = logging.getLogger(__name__)
 
@@ -179,21 +179,38 @@ class NoticeRun:
             run = await NoticeRunRepository(session).lock(quarter, self._clock())
             cursor, done, summary.changes_read = run.cursor, run.ingested, run.changes_read
         progress.stage("ingest", None)
-        while not done:
-            page = await self._registry.quarter_changes(quarter, cursor, limit=PAGE_SIZE)
-            rows = [(nik_hash(c.nik), change_json(c)) for c in page.items]
-            async with self._database.transaction() as session:
-                run = await NoticeRunRepository(session).lock(quarter, self._clock())
-                if run.cursor != cursor or run.ingested:  # another run got here first
-                    cursor, done = run.cursor, run.ingested
-                    continue
-                summary.matched += await NoticeRepository(session).ingest_page(quarter, rows)
-                run.cursor = page.next_cursor
-                run.ingested = page.next_cursor is None
-                run.changes_read += len(rows)
-                run.updated_at = self._clock()
-                cursor, done, summary.changes_read = run.cursor, run.ingested, run.changes_read
-            progress.advance(len(rows))
+
+        def fetch(at: str | None) -> asyncio.Future[ChangesPage]:
+            return asyncio.ensure_future(
+                self._registry.quarter_changes(quarter, at, limit=PAGE_SIZE)
+            )
+
+        # The next page is read while the current one is written: the registry and the
+        # database work at the same time.
+        pending = None if done else fetch(cursor)
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None if page.next_cursor is None else fetch(page.next_cursor)
+                rows = [(nik_hash(c.nik), change_json(c)) for c in page.items]
+                async with self._database.transaction() as session:
+                    run = await NoticeRunRepository(session).lock(quarter, self._clock())
+                    if run.cursor != cursor or run.ingested:  # another run got here first
+                        if pending is not None:
+                            pending.cancel()
+                        cursor, done = run.cursor, run.ingested
+                        pending = None if done else fetch(cursor)
+                        continue
+                    summary.matched += await NoticeRepository(session).ingest_page(quarter, rows)
+                    run.cursor = page.next_cursor
+                    run.ingested = page.next_cursor is None
+                    run.changes_read += len(rows)
+                    run.updated_at = self._clock()
+                    cursor, summary.changes_read = run.cursor, run.changes_read
+                progress.advance(len(rows))
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     async def send(self, quarter: str, summary: RunSummary, progress: Progress) -> None:
         async with self._database.transaction() as session:
