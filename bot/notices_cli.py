@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from telegram import Bot
+from telegram.request import HTTPXRequest
 from tqdm import tqdm
 
 from bot.app import build_services
@@ -19,6 +20,8 @@ from bot.outbound import OutboundPort
 from bot.settings import Settings
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
 from handlers.telegram import TelegramOutbound
+
+SEND_CONNECTIONS = 64
 
 
 class BarProgress:
@@ -52,6 +55,8 @@ async def push_ports(settings: Settings) -> AsyncIterator[Mapping[str, OutboundP
         settings.telegram_bot_token,
         base_url=settings.telegram_bot_api_base,
         base_file_url=settings.telegram_file_api_base,
+        # A Bot made alone has one connection; paced notices need many at once.
+        request=HTTPXRequest(connection_pool_size=SEND_CONNECTIONS),
     )
     async with bot:
         port = TelegramOutbound(bot, paid_broadcast=settings.notice_paid_broadcast)

@@ -9,8 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import String, Text, and_, column, func, literal, or_, select, true, update, values
+from sqlalchemy import (
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, Insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +49,39 @@ class DueNotice:
     language: str
     change: str
     attempts: int
+
+
+def _ingest_page_postgresql() -> Insert:
+    """On PostgreSQL the page travels as two arrays (unnest): one statement, compiled and
+    prepared once, instead of one with two parameters per change for every page."""
+    page = (
+        func.unnest(
+            bindparam("nik_hashes", type_=ARRAY(String)), bindparam("changes", type_=ARRAY(Text))
+        )
+        .table_valued("nik_hash", "change")
+        .render_derived(name="page")
+    )
+    subscriptions = Subscription.__table__.c
+    matched = (
+        select(
+            subscriptions.id,
+            bindparam("quarter", type_=String),
+            page.c.change,
+            literal(PENDING, String),
+            literal(0),
+        )
+        .select_from(Subscription.__table__)
+        .join(page, page.c.nik_hash == subscriptions.nik_hash)
+        .where(subscriptions.state == ACTIVE)
+    )
+    return (
+        postgresql_insert(cast(Table, Notice.__table__))
+        .from_select(["subscription_id", "quarter", "change", "state", "attempts"], matched)
+        .on_conflict_do_nothing()
+    )
+
+
+_INGEST_PAGE_POSTGRESQL = _ingest_page_postgresql()
 
 
 class SubscriptionRepository:
@@ -79,6 +128,16 @@ class NoticeRepository:
         ((nik_hash, change JSON) pairs); an existing (subscription, quarter) is left."""
         if not changes:
             return 0
+        if self._session.get_bind().dialect.name == "postgresql":
+            result = await self._session.execute(
+                _INGEST_PAGE_POSTGRESQL,
+                {
+                    "quarter": quarter,
+                    "nik_hashes": [nik_hash for nik_hash, _ in changes],
+                    "changes": [change for _, change in changes],
+                },
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
         # A CTE rather than VALUES in FROM: SQLite cannot name the columns of the latter.
         page = (
             values(column("nik_hash", String), column("change", Text), name="page")
