@@ -9,8 +9,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from telegram import Bot
-from telegram.request import HTTPXRequest
+import aiohttp
 from tqdm import tqdm
 
 from bot.app import build_services
@@ -19,7 +18,7 @@ from bot.notice_watch import watch_quarters
 from bot.outbound import OutboundPort
 from bot.settings import Settings
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
-from handlers.telegram import TelegramOutbound
+from handlers.telegram_broadcast import BotApiBroadcast
 
 SEND_CONNECTIONS = 64
 
@@ -51,15 +50,14 @@ async def push_ports(settings: Settings) -> AsyncIterator[Mapping[str, OutboundP
     if settings.telegram_bot_token is None:
         yield {}
         return
-    bot = Bot(
-        settings.telegram_bot_token,
-        base_url=settings.telegram_bot_api_base,
-        base_file_url=settings.telegram_file_api_base,
-        # A Bot made alone has one connection; paced notices need many at once.
-        request=HTTPXRequest(connection_pool_size=SEND_CONNECTIONS),
-    )
-    async with bot:
-        port = TelegramOutbound(bot, paid_broadcast=settings.notice_paid_broadcast)
+    connector = aiohttp.TCPConnector(limit=SEND_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        port = BotApiBroadcast(
+            session,
+            settings.telegram_bot_api_base,
+            settings.telegram_bot_token,
+            paid_broadcast=settings.notice_paid_broadcast,
+        )
         yield {TELEGRAM_CHANNEL: port}
 
 

@@ -17,12 +17,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Services
+from bot.dialogs.model import Reply
 from bot.filings import Filer
 from bot.notice_run import RunSummary
 from bot.notice_watch import watch_quarters
+from bot.outbound import Delivery
 from bot.settings import Settings
 from bot.storage.notice_repository import NoticeRepository
 from handlers.telegram import TelegramOutbound
+from handlers.telegram_broadcast import BotApiBroadcast
 from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_TOKEN, TEST_SECRET_KEY
@@ -284,3 +287,21 @@ async def test_the_watcher_runs_a_newly_published_quarter(
     stop.set()
     await watcher
     assert quarter.replace("Q1", "") in notice["text"] and "/sanggah" in notice["text"]
+
+
+async def test_the_broadcast_port_maps_telegram_answers(fake: FakeTelegram) -> None:
+    fake.add_user(CHAT)
+    fake.add_user(CHAT + 1)
+    fake.block_chat(CHAT + 1)
+    reply = Reply(text="Status bansos keluarga Anda berubah.")
+    async with aiohttp.ClientSession() as http:
+        port = BotApiBroadcast(http, f"{fake.api_url}/bot", fake.token, paid_broadcast=True)
+        assert (await port.deliver(str(CHAT), reply)).outcome is Delivery.SENT
+        assert (await port.deliver(str(CHAT + 1), reply)).outcome is Delivery.GONE
+        assert (await port.deliver("424242", reply)).outcome is Delivery.GONE  # chat not found
+        fake.inject_retry_after("sendMessage", 7)
+        paused = await port.deliver(str(CHAT), reply)
+        assert (paused.outcome, paused.retry_after) == (Delivery.RETRY, 7.0)
+    sent = [c.params for c in fake.calls if c.method == "sendMessage" and "text" in c.params]
+    assert sent[0]["allow_paid_broadcast"] is True
+    assert [m["text"] for m in fake.messages_to(CHAT)] == [reply.text]
