@@ -14,6 +14,7 @@ most the batches in hand: `window` messages.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -112,16 +113,26 @@ class Pacer:
 
 def change_json(change: StatusChange) -> str:
     """What a notice needs of a change: deciles, programmes gained and lost, the reason."""
-    before, after = set(change.previous.programmes), set(change.current.programmes)
-    return json.dumps(
-        [
-            change.previous.decile,
-            change.current.decile,
-            sorted(after - before),
-            sorted(before - after),
-            change.reason_code,
-        ]
+    return _change_json(
+        change.previous.decile,
+        change.previous.programmes,
+        change.current.decile,
+        change.current.programmes,
+        change.reason_code,
     )
+
+
+# A million changes come in a few hundred shapes: word each shape once (bounded memory).
+@functools.lru_cache(maxsize=4096)
+def _change_json(
+    before_decile: int,
+    before: tuple[str, ...],
+    after_decile: int,
+    after: tuple[str, ...],
+    reason_code: str | None,
+) -> str:
+    gained, lost = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    return json.dumps([before_decile, after_decile, gained, lost, reason_code])
 
 
 def notice_from_json(quarter: str, change: str) -> QuarterNotice:
