@@ -45,7 +45,6 @@ import random
 import runpy
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `tests.support` and `bench` are not installed packages
     sys.path.insert(0, str(ROOT))
 
+from bench.cluster import Cluster, start_cluster, stop_cluster  # noqa: E402
 from bench.ussd_status import (  # noqa: E402 - after the path is set
     BenchError,
     Child,
@@ -300,74 +300,6 @@ def proc_status_mb(pid: int, key: str) -> float:
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
-
-
-# --- PostgreSQL -----------------------------------------------------------------------------
-
-
-@dataclass
-class Cluster:
-    folder: Path
-    url: str  # of the benchmark's own database
-    postmaster_pid: int | None
-
-
-def start_cluster() -> Cluster:
-    from sqlalchemy.engine import make_url
-
-    from tests.support import postgres
-
-    # Its own top-level folder: as root, the cluster runs as the postgres user, who cannot
-    # enter our private work folder.
-    folder = Path(tempfile.mkdtemp(prefix="bansos-bench-pg-"))
-    try:
-        server_url = postgres.start(folder)
-    except subprocess.CalledProcessError as error:
-        postgres.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-        output = (error.stderr or b"").decode(errors="replace")
-        raise BenchError(f"PostgreSQL did not start:\n{output}") from None
-    except BaseException:
-        postgres.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    pid_file = folder / "data" / "postmaster.pid"
-    postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
-    url = make_url(server_url).set(database=DATABASE_NAME).render_as_string(hide_password=False)
-    cluster = Cluster(folder, url, postmaster)
-    try:
-        asyncio.run(_create_and_migrate(server_url, url))
-    except BaseException:
-        stop_cluster(cluster)
-        raise
-    return cluster
-
-
-def stop_cluster(cluster: Cluster) -> None:
-    from tests.support import postgres
-
-    postgres.stop(cluster.folder)
-    shutil.rmtree(cluster.folder, ignore_errors=True)
-
-
-async def _create_and_migrate(server_url: str, url: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    from bot.storage.database import open_database
-    from bot.storage.migrate import upgrade_to_head
-
-    plain = make_url(server_url).set(drivername="postgresql").render_as_string(False)
-    connection = await asyncpg.connect(plain)
-    try:
-        await connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    finally:
-        await connection.close()
-    database = open_database(url)
-    try:
-        await upgrade_to_head(database)
-    finally:
-        await database.dispose()
 
 
 # --- the sandbox and the worker -------------------------------------------------------------
@@ -1094,7 +1026,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     succeeded = False
     try:
         print("starting a throwaway PostgreSQL cluster, migrating…", flush=True)
-        cluster = start_cluster()
+        cluster = start_cluster(DATABASE_NAME)
         print(
             f"sandbox registry: {arguments.households} households, seed {SANDBOX_SEED}…", flush=True
         )
