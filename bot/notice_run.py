@@ -37,7 +37,6 @@ from bot.storage.notice_repository import (
     FAILED,
     GONE,
     HELD,
-    PENDING,
     SENT,
     DueNotice,
     NoticeRepository,
@@ -165,6 +164,8 @@ class NoticeRun:
         self._registry = registry
         self._ports = dict(ports)
         self._held_channels = held_channels
+        # A process sends only what it can deliver; the rest waits for one that can.
+        self._channels = frozenset(self._ports) | held_channels
         self._clock = clock
         self._pacer = Pacer(rate)
         self._batch = max(5, min(500, int(rate * BATCH_SECONDS)))
@@ -225,7 +226,7 @@ class NoticeRun:
 
     async def send(self, quarter: str, summary: RunSummary, progress: Progress) -> None:
         async with self._database.transaction() as session:
-            pending = (await NoticeRepository(session).counts(quarter)).get(PENDING, 0)
+            pending = await NoticeRepository(session).pending_count(quarter, self._channels)
         progress.stage("send", pending)
         in_flight: set[asyncio.Task[None]] = set()
         while True:
@@ -233,7 +234,7 @@ class NoticeRun:
                 _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             async with self._database.transaction() as session:
                 due = await NoticeRepository(session).claim_due(
-                    quarter, self._clock(), self._batch, self._lease
+                    quarter, self._channels, self._clock(), self._batch, self._lease
                 )
             if due:
                 in_flight.add(
@@ -250,7 +251,7 @@ class NoticeRun:
 
     async def _retries_waiting(self, quarter: str) -> bool:
         async with self._database.transaction() as session:
-            return (await NoticeRepository(session).counts(quarter)).get(PENDING, 0) > 0
+            return await NoticeRepository(session).pending_count(quarter, self._channels) > 0
 
     async def _send_batch(
         self, quarter: str, due: list[DueNotice], summary: RunSummary, progress: Progress
@@ -287,9 +288,7 @@ class NoticeRun:
     async def _send_one(self, quarter: str, notice: DueNotice) -> DeliveryResult:
         if notice.channel in self._held_channels:
             return DeliveryResult(Delivery.HELD)
-        port = self._ports.get(notice.channel)
-        if port is None:  # this process cannot reach that channel: leave it for one that can
-            return DeliveryResult(Delivery.RETRY, retry_after=60.0)
+        port = self._ports[notice.channel]
         try:
             address = self._keys.unseal(
                 notice.sealed_address,

@@ -305,3 +305,20 @@ async def test_the_broadcast_port_maps_telegram_answers(fake: FakeTelegram) -> N
     sent = [c.params for c in fake.calls if c.method == "sendMessage" and "text" in c.params]
     assert sent[0]["allow_paid_broadcast"] is True
     assert [m["text"] for m in fake.messages_to(CHAT)] == [reply.text]
+
+
+async def test_a_run_that_cannot_reach_telegram_leaves_its_notices_for_one_that_can(
+    fake: FakeTelegram, bot_app: App, services: Services, sandbox: RunningSandbox
+) -> None:
+    person = sandbox.population.sample(1)[0]
+    async with services.database.transaction() as session:
+        who = Filer("telegram", str(CHAT), services.keys.address_hash("telegram", str(CHAT)))
+        await services.subscriptions.subscribe(session, who, person.nik)
+    fake.add_user(CHAT)
+    quarter = await advance(sandbox, changes=everyone(sandbox))
+    without_telegram = await run(services, None, quarter)
+    assert (without_telegram.matched, without_telegram.sent, without_telegram.failed) == (1, 0, 0)
+    async with services.database.transaction() as session:
+        assert await NoticeRepository(session).counts(quarter) == {"pending": 1}
+    with_telegram = await run(services, bot_app, quarter)
+    assert with_telegram.sent == 1

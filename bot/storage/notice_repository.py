@@ -6,12 +6,13 @@ INSERT … SELECT per page: the run never holds the subscriptions in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
+    Select,
     String,
     Table,
     Text,
@@ -166,19 +167,22 @@ class NoticeRepository:
         return len((await self._session.execute(statement)).all())
 
     async def claim_due(
-        self, quarter: str, now: datetime, limit: int, lease: timedelta
+        self,
+        quarter: str,
+        channels: Collection[str],
+        now: datetime,
+        limit: int,
+        lease: timedelta,
     ) -> list[DueNotice]:
-        """Up to `limit` pending notices of `quarter`, leased until now + lease."""
+        """Up to `limit` pending notices of `quarter` on `channels` (those the caller can
+        deliver: the others wait for a process that can), leased until now + lease."""
         due = (
-            select(Notice.id)
-            .where(
-                Notice.quarter == quarter,
-                Notice.state == PENDING,
-                or_(Notice.lease_until.is_(None), Notice.lease_until <= now),
-            )
+            self._pending(quarter, channels)
+            .with_only_columns(Notice.id)
+            .where(or_(Notice.lease_until.is_(None), Notice.lease_until <= now))
             .order_by(Notice.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=Notice)
         )
         ids = list((await self._session.execute(due)).scalars())
         if not ids:
@@ -227,6 +231,23 @@ class NoticeRepository:
         """Back to pending, not to be tried again before `not_before`."""
         await self._session.execute(
             update(Notice).where(Notice.id == notice_id).values(lease_until=not_before)
+        )
+
+    async def pending_count(self, quarter: str, channels: Collection[str]) -> int:
+        """Pending notices of `quarter` on `channels`, leased or not."""
+        statement = self._pending(quarter, channels).with_only_columns(func.count())
+        return int((await self._session.execute(statement)).scalar_one())
+
+    @staticmethod
+    def _pending(quarter: str, channels: Collection[str]) -> Select[int]:
+        return (
+            select(Notice.id)
+            .join(Subscription, Subscription.id == Notice.subscription_id)
+            .where(
+                Notice.quarter == quarter,
+                Notice.state == PENDING,
+                Subscription.channel.in_(channels),
+            )
         )
 
     async def counts(self, quarter: str) -> dict[str, int]:
