@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
 from bot.health import Health
+from bot.request_context import accepted_request_id, request_id_bound
 from handlers.gateway_auth import SECRET_HEADER, GatewayPolicy
 from handlers.simulator_page import page_language, render_simulator_page
 from handlers.ussd import (
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
 HEALTH = web.AppKey("health", Health)
 GATEWAY = web.AppKey("gateway", GatewayPolicy)
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def create_web_app(
@@ -33,7 +37,7 @@ def create_web_app(
 ) -> web.Application:
     """The routes; the simulator page (and its own USSD endpoint, for the browser) only
     when asked for: it lets anyone play a phone number."""
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[request_id_middleware])
     app[USSD_SERVICE] = ussd
     app[HEALTH] = health
     app[GATEWAY] = gateway or GatewayPolicy()
@@ -45,6 +49,38 @@ def create_web_app(
         app.router.add_get("/simulator", simulator_page)
         app.router.add_post("/simulator/ussd", ussd_callback)
     return app
+
+
+@web.middleware
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every request gets an id, for its log lines and in its answer; each USSD request
+    ends with one access line. Never the path (it may hold the gateway's secret), the
+    phone number or the text: status and latency are enough to trace a slow or failed one."""
+    request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
+    started = time.perf_counter()
+    outcome: int | str = "error"
+    with request_id_bound(request_id):
+        try:
+            response = await handler(request)
+            outcome = response.status
+        except web.HTTPException as answer:
+            outcome = answer.status
+            answer.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            if request.match_info.handler in _USSD_HANDLERS:
+                latency_ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info(
+                    "ussd request done: %s in %.1f ms",
+                    outcome,
+                    latency_ms,
+                    extra={"channel": "ussd", "outcome": outcome, "latency_ms": latency_ms},
+                )
+    if not response.prepared:  # a streamed answer has sent its headers already
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 async def gateway_callback(request: web.Request) -> web.Response:
@@ -74,6 +110,10 @@ async def ussd_callback(request: web.Request) -> web.Response:
         log.exception("USSD request failed")
         screen = unavailable_screen()
     return web.Response(text=format_africas_talking(screen), content_type="text/plain")
+
+
+# The routes whose requests get an access line (health probes would drown them).
+_USSD_HANDLERS = frozenset({gateway_callback, ussd_callback})
 
 
 async def health_check(request: web.Request) -> web.Response:
