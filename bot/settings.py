@@ -7,11 +7,14 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from yarl import URL
+
+from bot.admission import LookupLimits
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,11 @@ class Settings:
     var_dir: Path
     ussd_lookup_budget_s: float
     conversation_idle_minutes: int
-    lookups_per_hour: int
+    lookups_short_limit: int
+    lookups_short_window_minutes: int
+    lookups_per_day: int
+    name_failures_per_nik: int
+    lookups_global_per_minute: int
     sandbox_households: int
     sandbox_seed: int
     log_level: str
@@ -59,6 +66,9 @@ class Settings:
     ussd_gateway_secret: str | None
     ussd_gateway_networks: str
     simulator: str  # auto (with the sandbox only), on, off
+    log_format: str  # text or json
+    photo_retention_days: int
+    sealing_keys_file: Path
 
     def __repr__(self) -> str:
         # Settings end up in reprs of whatever holds them: never print a secret.
@@ -86,6 +96,16 @@ class Settings:
     def simulator_enabled(self) -> bool:
         """The simulator lets anyone play a phone: only with the sandbox, unless asked."""
         return self.simulator == "on" or (self.simulator == "auto" and self.uses_sandbox)
+
+    @property
+    def lookup_limits(self) -> LookupLimits:
+        return LookupLimits(
+            short_limit=self.lookups_short_limit,
+            short_window=timedelta(minutes=self.lookups_short_window_minutes),
+            per_day=self.lookups_per_day,
+            name_failures_per_nik=self.name_failures_per_nik,
+            global_per_minute=self.lookups_global_per_minute,
+        )
 
     @property
     def telegram_enabled(self) -> bool:
@@ -118,7 +138,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         var_dir=var_dir,
         ussd_lookup_budget_s=_number(env, "USSD_LOOKUP_BUDGET_S", 3.0, low=0.2, high=20.0),
         conversation_idle_minutes=_integer(env, "CONVERSATION_IDLE_MINUTES", 30, low=1, high=1440),
-        lookups_per_hour=_integer(env, "LOOKUPS_PER_HOUR", 10, low=1, high=10_000),
+        lookups_short_limit=_integer(env, "LOOKUPS_SHORT_LIMIT", 5, low=1, high=100_000),
+        lookups_short_window_minutes=_integer(
+            env, "LOOKUPS_SHORT_WINDOW_MINUTES", 10, low=1, high=1440
+        ),
+        lookups_per_day=_integer(env, "LOOKUPS_PER_DAY", 20, low=1, high=1_000_000),
+        name_failures_per_nik=_integer(env, "NAME_FAILURES_PER_NIK", 5, low=1, high=1000),
+        lookups_global_per_minute=_integer(
+            env, "LOOKUPS_GLOBAL_PER_MINUTE", 6000, low=1, high=10_000_000
+        ),
         sandbox_households=_integer(env, "SANDBOX_HOUSEHOLDS", 2000, low=1, high=1_000_000),
         sandbox_seed=_integer(env, "SANDBOX_SEED", 42, low=0, high=2**31),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -144,6 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ussd_gateway_secret=_gateway_secret(env),
         ussd_gateway_networks=_networks(env),
         simulator=_choice(env, "SIMULATOR", "AUTO", ("AUTO", "ON", "OFF")).lower(),
+        log_format=_choice(env, "LOG_FORMAT", "TEXT", ("TEXT", "JSON")).lower(),
+        photo_retention_days=_integer(env, "PHOTO_RETENTION_DAYS", 30, low=1, high=3650),
+        sealing_keys_file=Path(_text(env, "SEALING_KEYS_FILE", str(var_dir / "sealing-keys.json"))),
     )
 
 

@@ -74,21 +74,35 @@ class Conversation(Base):
     sealed_data: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column()
     step_expires_at: Mapped[datetime] = mapped_column()
+    # Which channel session the last inputs came from and how many of its inputs were
+    # applied: a gateway that repeats a request gets the same screen back, unchanged.
+    turn_session: Mapped[str | None] = mapped_column(String(64))
+    turn_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sealed_last_reply: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-class LookupAttempt(Base):
-    """A status look-up, counted per address and per NIK to stop enumeration."""
+class AdmissionCounter(Base):
+    """How many look-ups one key (an address, a NIK, a shard of the whole service) was
+    admitted in one fixed window. Counted and admitted by one upsert, so no race lets
+    more through than the limit."""
 
-    __tablename__ = "lookup_attempts"
+    __tablename__ = "admission_counters"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    subject: Mapped[str] = mapped_column(String(8))  # "address" or "nik"
-    key_hash: Mapped[str] = mapped_column(String(64))
-    attempted_at: Mapped[datetime] = mapped_column()
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (
-        Index("ix_lookup_attempts_subject_key", "subject", "key_hash", "attempted_at"),
-    )
+
+class NikMatch(Base):
+    """An address whose check of this NIK matched the name: the NIK's owner (or someone
+    they trust). Such an address is not locked out when strangers try wrong names."""
+
+    __tablename__ = "nik_matches"
+
+    nik_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    matched_at: Mapped[datetime] = mapped_column()
 
 
 class Filing(Base):

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Conversation, LookupAttempt
+from bot.storage.models import Conversation
 
 
 class ConversationRepository:
@@ -53,28 +53,5 @@ class ConversationRepository:
             delete(Conversation).where(
                 Conversation.consent_version.is_(None), Conversation.updated_at < moment
             )
-        )
-        return cast(CursorResult[Any], result).rowcount or 0
-
-
-class LookupAttemptRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def count_since(self, subject: str, key_hash: str, since: datetime) -> int:
-        statement = select(func.count()).where(
-            LookupAttempt.subject == subject,
-            LookupAttempt.key_hash == key_hash,
-            LookupAttempt.attempted_at >= since,
-        )
-        return (await self._session.execute(statement)).scalar_one()
-
-    def record(self, subject: str, key_hash: str, at: datetime) -> None:
-        self._session.add(LookupAttempt(subject=subject, key_hash=key_hash, attempted_at=at))
-
-    async def forget_before(self, moment: datetime) -> int:
-        """Drop attempts too old to matter for any limit."""
-        result = await self._session.execute(
-            delete(LookupAttempt).where(LookupAttempt.attempted_at < moment)
         )
         return cast(CursorResult[Any], result).rowcount or 0
