@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -21,7 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import KeyRing, SealBroken
 from bot.dialogs import router
-from bot.dialogs.model import DialogContext, DialogState, Input, InputKind, Reply, Transition
+from bot.dialogs.model import (
+    FORGOTTEN_STEP,
+    DialogContext,
+    DialogState,
+    Expect,
+    Input,
+    InputKind,
+    Reply,
+    Transition,
+)
+from bot.dialogs.reply_json import reply_from_json, reply_to_json
 from bot.effects import EffectRunner
 from bot.filings import Filer
 from bot.i18n import DEFAULT_LANGUAGE
@@ -42,6 +52,18 @@ WAITING_STEP_TTL = timedelta(minutes=2)
 HELD_MESSAGES_SHOWN = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Every input of one channel session so far, for a gateway that sends them all with
+    each request (USSD): the engine applies only those it has not seen yet."""
+
+    session: str  # the channel's session id
+    inputs: tuple[Input, ...]  # START first
+
+    def __repr__(self) -> str:
+        return f"Turn({len(self.inputs)} inputs)"
+
+
 class DialogEngine:
     def __init__(
         self,
@@ -52,6 +74,7 @@ class DialogEngine:
         idle_timeout: timedelta,
         clock: Callable[[], datetime],
         area_rule: str = "kecamatan",
+        photo_retention_days: int = 30,
     ) -> None:
         self._database = database
         self._keys = keys
@@ -59,6 +82,7 @@ class DialogEngine:
         self._idle_timeout = idle_timeout
         self._clock = clock
         self._area_rule = area_rule
+        self._photo_retention_days = photo_retention_days
 
     async def handle(
         self,
@@ -73,25 +97,110 @@ class DialogEngine:
 
         `files` fetches what the person sent; a channel without one cannot take photos.
         """
+        return await self._run(channel, address, [inp], None, files, lookup_budget_s)
+
+    async def handle_turn(
+        self, channel: str, address: str, turn: Turn, *, lookup_budget_s: float | None = None
+    ) -> Reply:
+        """Apply the inputs of `turn` not applied yet, in order; none new (a gateway's
+        retry) gives the last reply again and changes nothing."""
+        return await self._run(channel, address, turn.inputs, turn.session, None, lookup_budget_s)
+
+    async def _run(
+        self,
+        channel: str,
+        address: str,
+        inputs: Sequence[Input],
+        session_id: str | None,
+        files: FileSource | None,
+        lookup_budget_s: float | None,
+    ) -> Reply:
         address_hash = self._keys.address_hash(channel, address)
-        context = DialogContext(photos=files is not None, area_rule=self._area_rule)
+        context = DialogContext(
+            photos=files is not None,
+            area_rule=self._area_rule,
+            idle_minutes=int(self._idle_timeout.total_seconds() // 60),
+            photo_retention_days=self._photo_retention_days,
+        )
         filer = Filer(channel=channel, address=address, address_hash=address_hash)
+        turn_key = None if session_id is None else self._keys.keyed_hash("turn", session_id)
         async with self._database.transaction() as session:
             row = await self._lock(session, channel, address_hash)
             state = self._decode(row, context)
+            done = row.turn_count if turn_key is not None and row.turn_session == turn_key else 0
+            pending = inputs[done:] if turn_key is not None else inputs
+            if not pending:
+                return self._replay(row, state)
+            transition = await self._apply(session, state, pending, channel, address_hash, filer)
+            if transition.state.step == FORGOTTEN_STEP:
+                # The person erased their data: not even the conversation row stays.
+                await session.delete(row)
+                assert transition.reply is not None
+                return transition.reply
+            self._encode(row, transition.state, waiting=transition.effect is not None)
+            if turn_key is not None:
+                row.turn_session, row.turn_count = turn_key, len(inputs)
+                self._remember(row, transition.reply)
+        log.debug(
+            "%s %d input(s): %s -> %s", channel, len(pending), state.step, transition.state.step
+        )
+        if transition.effect is None:
+            assert transition.reply is not None
+            return transition.reply
+        return await self._resume_after(
+            transition, channel, address_hash, context, files, lookup_budget_s, turn_key
+        )
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        state: DialogState,
+        pending: Sequence[Input],
+        channel: str,
+        address_hash: str,
+        filer: Filer,
+    ) -> Transition:
+        """Step through `pending` in order. Stops early at a slow effect (its outcome
+        decides what comes next) and at an answer that left the step where it was (a
+        refusal: what follows was meant for a screen the person never saw)."""
+        transition = Transition(state)
+        for position, inp in enumerate(pending):
+            more = position < len(pending) - 1
+            if (
+                more
+                and inp.kind is InputKind.TEXT
+                and router.prompt_for(state).expects is Expect.TEXT
+            ):
+                return router.ambiguous_answer(state)
             mail = await self._held_mail(session, channel, address_hash, inp)
             transition = router.step(state, inp, mail)
             effect = transition.effect
             if effect is not None and effect.in_transaction:
                 outcome = await self._effects.run_in(session, effect, filer)
                 transition = router.resume(transition.state, outcome)
-            self._encode(row, transition.state, waiting=transition.effect is not None)
-        log.debug("%s %s: %s -> %s", channel, inp, state.step, transition.state.step)
-        if transition.effect is None:
-            assert transition.reply is not None
-            return transition.reply
-        return await self._resume_after(
-            transition, channel, address_hash, context, files, lookup_budget_s
+            if transition.effect is not None:
+                return transition
+            if more and (transition.state.step, transition.state.data) == (state.step, state.data):
+                return transition
+            state = transition.state
+        return transition
+
+    def _replay(self, row: Conversation, state: DialogState) -> Reply:
+        """The screen last shown for this turn; while an effect runs, its waiting prompt."""
+        if row.sealed_last_reply is not None and state.step == row.step:
+            try:
+                plain = self._keys.unseal(row.sealed_last_reply, context=self._reply_context(row))
+                return reply_from_json(plain.decode())
+            except (SealBroken, ValueError, KeyError):
+                log.warning("the last reply on %s could not be read; showing the step", row.channel)
+        return router.prompt_for(state)
+
+    def _remember(self, row: Conversation, reply: Reply | None) -> None:
+        """Keep the reply a repeat must show again (None while an effect is under way)."""
+        row.sealed_last_reply = (
+            None
+            if reply is None
+            else self._keys.seal(reply_to_json(reply).encode(), context=self._reply_context(row))
         )
 
     async def _resume_after(
@@ -102,6 +211,7 @@ class DialogEngine:
         context: DialogContext,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        turn_key: str | None,
     ) -> Reply:
         assert transition.effect is not None
         outcome = await self._effects.run_slow(
@@ -119,6 +229,8 @@ class DialogEngine:
                 return router.prompt_for(state)
             resumed = router.resume(state, outcome)
             self._encode(row, resumed.state, waiting=False)
+            if turn_key is not None and row.turn_session == turn_key:
+                self._remember(row, resumed.reply)
         assert resumed.reply is not None
         return resumed.reply
 
@@ -153,6 +265,9 @@ class DialogEngine:
                 sealed_data=None,
                 updated_at=now,
                 step_expires_at=now + self._idle_timeout,
+                turn_session=None,
+                turn_count=0,
+                sealed_last_reply=None,
             )
 
         return await ConversationRepository(session).lock(channel, address_hash, blank=blank)
@@ -195,4 +310,16 @@ class DialogEngine:
 
     @staticmethod
     def _seal_context(row: Conversation) -> str:
-        return f"conversation:{row.channel}:{row.address_hash}"
+        return conversation_seal_context(row.channel, row.address_hash)
+
+    @staticmethod
+    def _reply_context(row: Conversation) -> str:
+        return last_reply_seal_context(row.channel, row.address_hash)
+
+
+def conversation_seal_context(channel: str, address_hash: str) -> str:
+    return f"conversation:{channel}:{address_hash}"
+
+
+def last_reply_seal_context(channel: str, address_hash: str) -> str:
+    return f"last-reply:{channel}:{address_hash}"

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.dialog_engine import DialogEngine
+from bot.dialog_engine import DialogEngine, Turn
 from bot.dialogs.model import Expect, Input, InputKind, Reply
 from bot.i18n import DEFAULT_LANGUAGE, translator
 from handlers.phone import normalize_phone
@@ -34,7 +34,7 @@ class UssdRequest:
     session_id: str
     phone: str
     service_code: str
-    latest: str | None  # None: the user has just dialled
+    answers: tuple[str, ...]  # every answer of the session so far; none: just dialled
 
     def __repr__(self) -> str:
         return f"UssdRequest(session={self.session_id!r})"
@@ -46,11 +46,9 @@ class UssdScreen:
     ends: bool
 
 
-def input_for(latest: str | None) -> Input:
+def input_for(answer: str) -> Input:
     """What a USSD reply means: `0` goes back, `00` goes home, the rest is typed text."""
-    if latest is None:
-        return Input(InputKind.START)
-    answer = latest.strip()
+    answer = answer.strip()
     if answer == "0":
         return Input(InputKind.COMMAND, "back")
     if answer == "00":
@@ -90,14 +88,15 @@ class UssdService:
 
     async def answer(self, request: UssdRequest) -> UssdScreen:
         # One conversation per phone: a new dial starts at the top, while the language
-        # and consent chosen on an earlier call are kept.
-        address = request.phone
+        # and consent chosen on an earlier call are kept. The gateway sends the whole
+        # session each time; the engine applies only the answers it has not seen.
+        inputs = (Input(InputKind.START), *(input_for(answer) for answer in request.answers))
         try:
             async with asyncio.timeout(self._lookup_budget_s + _STORAGE_ALLOWANCE_S):
-                reply = await self._engine.handle(
+                reply = await self._engine.handle_turn(
                     CHANNEL,
-                    address,
-                    input_for(request.latest),
+                    request.phone,
+                    Turn(request.session_id, inputs),
                     lookup_budget_s=self._lookup_budget_s,
                 )
         except TimeoutError:
@@ -108,6 +107,8 @@ class UssdService:
 
 # Longer fields are no USSD request: refuse them before any work.
 FIELD_LIMITS = {"sessionId": 128, "phoneNumber": 32, "serviceCode": 32, "text": 2000}
+# The longest real session (a filing with its review) has a few dozen answers.
+MAX_ANSWERS = 100
 
 
 def parse_africas_talking(form: Mapping[str, str]) -> UssdRequest:
@@ -123,11 +124,13 @@ def parse_africas_talking(form: Mapping[str, str]) -> UssdRequest:
         # The conversation and the limits are kept per phone: without one, nothing is.
         raise BadUssdRequest("phoneNumber is missing or not a phone number")
     text = form.get("text", "")
+    if text.count("*") >= MAX_ANSWERS:
+        raise BadUssdRequest(f"text holds more than {MAX_ANSWERS} answers")
     return UssdRequest(
         session_id=session_id,
         phone=phone,
         service_code=form.get("serviceCode", "").strip(),
-        latest=None if text == "" else text.split("*")[-1],
+        answers=() if text == "" else tuple(text.split("*")),
     )
 
 

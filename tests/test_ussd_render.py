@@ -208,20 +208,19 @@ def test_an_oversized_body_is_cut_but_choices_survive() -> None:
 
 
 @pytest.mark.parametrize(
-    ("latest", "expected"),
+    ("answer", "expected"),
     [
-        (None, Input(InputKind.START)),
         ("0", Input(InputKind.COMMAND, "back")),
         ("00", Input(InputKind.COMMAND, "home")),
         ("99", Input(InputKind.TEXT, "99")),
         (" Siti Aminah ", Input(InputKind.TEXT, "Siti Aminah")),
     ],
 )
-def test_ussd_answers_become_inputs(latest: str | None, expected: Input) -> None:
-    assert input_for(latest) == expected
+def test_ussd_answers_become_inputs(answer: str, expected: Input) -> None:
+    assert input_for(answer) == expected
 
 
-def test_africas_talking_request_takes_the_latest_answer() -> None:
+def test_africas_talking_request_carries_every_answer_of_the_session() -> None:
     request = parse_africas_talking(
         {
             "sessionId": "AT1",
@@ -230,9 +229,13 @@ def test_africas_talking_request_takes_the_latest_answer() -> None:
             "text": "1*3302*Siti",
         }
     )
-    assert (request.session_id, request.phone, request.latest) == ("AT1", "+628123456789", "Siti")
+    assert (request.session_id, request.phone) == ("AT1", "+628123456789")
+    assert request.answers == ("1", "3302", "Siti")
     blank = {"sessionId": "AT1", "phoneNumber": "+628123456789", "text": ""}
-    assert parse_africas_talking(blank).latest is None
+    assert parse_africas_talking(blank).answers == ()
+    endless = {**blank, "text": "*".join(["1"] * 200)}
+    with pytest.raises(BadUssdRequest):
+        parse_africas_talking(endless)
 
 
 @pytest.mark.parametrize(

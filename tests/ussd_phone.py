@@ -27,6 +27,14 @@ class UssdPhone:
         self.answers.append(text)
         return await self._post("*".join(self.answers))
 
+    async def repeat(self) -> str:
+        """The gateway's retry after a timeout: the same request again."""
+        return await self._post("*".join(self.answers))
+
+    async def answer_lost(self, text: str) -> None:
+        """An answer whose request never reached the service (the next one carries it)."""
+        self.answers.append(text)
+
     async def check_status(self, nik: str, name: str) -> str:
         """The whole status check from a dial: menu or consent `1`, NIK, name → last screen."""
         await self.dial()
