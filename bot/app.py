@@ -19,11 +19,12 @@ from bot.effects import EffectRunner
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.health import Health
-from bot.housekeeping import sweep_forever
+from bot.housekeeping import PhotoRetention, sweep_forever
 from bot.notice_run import NoticeRun
 from bot.notice_watch import watch_quarters
 from bot.outbound import HoldForNextSession, OutboundDispatcher, OutboundPort
 from bot.outbox import OutboxWorker, RetryPolicy
+from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
 from bot.settings import Settings
@@ -108,11 +109,9 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     except BaseException:
         await database.dispose()
         raise
-    keys = KeyRing.from_secret(settings.secret_key)
+    keys = KeyRing.load(settings.secret_key, settings.sealing_keys_file)
     registry = RegistryClient(registry_url, settings.registry_token)
-    status = StatusService(
-        registry, database, keys, lookups_per_hour=settings.lookups_per_hour, clock=utc_now
-    )
+    status = StatusService(registry, database, keys, limits=settings.lookup_limits, clock=utc_now)
     blobs = BlobStore(settings.blob_dir)
     limits = PhotoLimits(max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_pixels)
     area_rule = AreaRule(settings.objection_area)
@@ -125,10 +124,17 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     engine = DialogEngine(
         database,
         keys,
-        EffectRunner(status, PhotoIntake(blobs, limits), filings, subscriptions),
+        EffectRunner(
+            status,
+            PhotoIntake(blobs, limits),
+            filings,
+            subscriptions,
+            PersonalDataService(blobs, subscriptions),
+        ),
         idle_timeout=timedelta(minutes=settings.conversation_idle_minutes),
         clock=utc_now,
         area_rule=area_rule.value,
+        photo_retention_days=settings.photo_retention_days,
     )
     ussd = UssdService(engine, lookup_budget_s=settings.ussd_lookup_budget_s)
     policy = RetryPolicy(
@@ -218,7 +224,12 @@ async def serve(settings: Settings) -> None:
                 await start_polling(telegram)
                 services.outbound.add_port(TELEGRAM_CHANNEL, TelegramOutbound(telegram.bot))
             await _print_welcome(settings, services, site_url(settings))
-            housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now))
+            retention = PhotoRetention(
+                services.blobs, timedelta(days=settings.photo_retention_days)
+            )
+            housekeeping = asyncio.create_task(
+                sweep_forever(services.database, utc_now, photos=retention)
+            )
             stop_workers = asyncio.Event()
             workers = asyncio.create_task(services.run_workers(stop_workers))
             ports = {} if telegram is None else {TELEGRAM_CHANNEL: TelegramOutbound(telegram.bot)}

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -45,6 +46,8 @@ class BlobStore:
         sha256 = hashlib.sha256(content).hexdigest()
         path = self.path_for(sha256)
         if self._holds(path, content):
+            # Freshly used again (perhaps by a draft no row knows yet): sweeps go by age.
+            os.utime(path)
             return sha256
         self._make_dirs(path.parent)
         self._write_atomically(path, content)
@@ -70,6 +73,20 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    def used_since(self, sha256: str, moment: float) -> bool:
+        """Stored or stored again after `moment` (a POSIX time); False when absent."""
+        try:
+            return self.path_for(sha256).stat().st_mtime >= moment
+        except FileNotFoundError:
+            return False
+
+    def older_than(self, moment: float) -> Iterator[str]:
+        """Digests of blobs last stored before `moment` (a POSIX time)."""
+        for path in self._root.glob("??/??/*"):
+            name = path.name
+            if _SHA256_HEX.fullmatch(name) and path.stat().st_mtime < moment:
+                yield name
 
     @staticmethod
     def _holds(path: Path, content: bytes) -> bool:

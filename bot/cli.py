@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
+from bot.key_store import KeyFileBroken
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -23,17 +24,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as problem:
         print(f"bansos-bot: configuration error: {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     handler = {
         "serve": _serve,
         "migrate": _migrate,
         "outbox": _outbox,
         "notices": _notices,
+        "keys": _keys,
     }[arguments.command]
     try:
         return handler(settings, arguments)
     except KeyboardInterrupt:
         return 130
+    except KeyFileBroken as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     run = notice_commands.add_parser("run", help="ingest one quarter's changes and send notices")
     run.add_argument("--quarter", required=True, type=_quarter, help="e.g. 2026Q4")
     notice_commands.add_parser("watch", help="run each new quarter once the registry publishes it")
+    keys = commands.add_parser("keys", help="the keys that seal stored personal data")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser(
+        "rotate", help="seal everything under a new key and retire the old ones"
+    )
+    rotate.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait for running processes to take the new key (default: a few seconds)",
+    )
     sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=_port, default=8090)
@@ -172,6 +189,41 @@ def _notices(settings: Settings, arguments: argparse.Namespace) -> int:
             asyncio.run(watch(settings))
 
     return _in_one_line_on_failure(work)
+
+
+def _keys(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.app import SchemaOutOfDate
+    from bot.crypto import KeyRing
+    from bot.key_rotation import SETTLE_S, RotationBusy, RotationReport, rotate
+    from bot.key_store import KeyFileBroken, KeyIdsExhausted
+    from bot.storage.database import open_database
+    from bot.storage.migrate import is_at_head
+
+    async def run() -> RotationReport:
+        database = open_database(settings.database_url)
+        try:
+            if not await is_at_head(database):
+                stale = "the database schema is not up to date: run `bansos-bot migrate`"
+                raise SchemaOutOfDate(stale)
+            keys = KeyRing.load(settings.secret_key, settings.sealing_keys_file)
+            settle = SETTLE_S if arguments.settle is None else max(0.0, arguments.settle)
+            return await rotate(database, keys, settle_s=settle)
+        finally:
+            await database.dispose()
+
+    reports: list[RotationReport] = []
+
+    def work() -> None:
+        reports.append(asyncio.run(run()))
+        print("\n".join(reports[0].lines()))
+
+    try:
+        status = _in_one_line_on_failure(work)
+    except (KeyFileBroken, KeyIdsExhausted, RotationBusy) as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
+    # Old keys kept because some values did not move: not done, whatever was re-sealed.
+    return 1 if reports and reports[0].kept else status
 
 
 def _in_one_line_on_failure(work: Callable[[], None]) -> int:

@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogs.model import (
     Effect,
+    EraseMyData,
     ListSubscriptions,
     ListTickets,
     Outcome,
     PhotoRefused,
     ReceivePhoto,
+    ShowMyData,
     ShowTicket,
     StatusLookup,
     SubmitFiling,
@@ -24,6 +26,7 @@ from bot.dialogs.model import (
 from bot.filing_service import FilingService
 from bot.filings import Filer
 from bot.lookup import LookupFailure
+from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
 from bot.status_service import StatusService
 from bot.subscription_service import SubscriptionService
@@ -38,11 +41,13 @@ class EffectRunner:
         photos: PhotoIntake,
         filings: FilingService,
         subscriptions: SubscriptionService,
+        personal_data: PersonalDataService,
     ) -> None:
         self.status = status
         self.photos = photos
         self.filings = filings
         self.subscriptions = subscriptions
+        self.personal_data = personal_data
 
     async def run_slow(
         self,
@@ -98,4 +103,8 @@ class EffectRunner:
             return await self.subscriptions.list(session, filer)
         if isinstance(effect, Unsubscribe):
             return await self.subscriptions.unsubscribe(session, filer, effect.subscription_id)
+        if isinstance(effect, ShowMyData):
+            return await self.personal_data.held(session, filer)
+        if isinstance(effect, EraseMyData):
+            return await self.personal_data.erase(session, filer, effect.draft_photos)
         raise TypeError(f"{type(effect).__name__} does not run inside a transaction")

@@ -1,5 +1,6 @@
-"""Periodic deletion of what is no longer needed: old look-up attempts (they only count
-towards a one-hour limit) and conversations of people who never gave consent."""
+"""Periodic deletion of what is no longer needed: admission counters of ended windows,
+owners' matches past their memory, conversations of people who never gave consent, and photos of
+filings the registry has had for longer than the retention period."""
 
 from __future__ import annotations
 
@@ -9,38 +10,113 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.status_service import RATE_WINDOW
+from bot.admission import DAY
+from bot.blob_store import BlobStore
+from bot.status_service import MATCH_MEMORY
+from bot.storage.admission_repository import AdmissionRepository
 from bot.storage.database import Database
-from bot.storage.repositories import ConversationRepository, LookupAttemptRepository
+from bot.storage.filing_repository import FilingRepository
+from bot.storage.repositories import ConversationRepository
 
 log = logging.getLogger(__name__)
 
 UNCONSENTED_RETENTION = timedelta(days=1)
+# Longer than a draft can live (the idle timeout is at most a day): a photo older than
+# this that no filing names belongs to no one.
+DRAFT_GRACE = timedelta(days=2)
 INTERVAL_S = 600.0
+# Filings whose photos one transaction forgets: a backlog (the first sweep after the
+# retention is turned on) goes in bounded steps instead of one long lock.
+PHOTO_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRetention:
+    """Photos of a delivered filing are kept `keep` after delivery, then deleted."""
+
+    blobs: BlobStore
+    keep: timedelta
 
 
 @dataclass(frozen=True, slots=True)
 class Swept:
-    lookup_attempts: int
+    admission_counters: int
+    nik_matches: int
     conversations: int
+    photos: int = 0  # photo rows of delivered filings
+    blobs: int = 0  # files no remaining row named
 
 
-async def sweep(database: Database, now: datetime) -> Swept:
+async def sweep(
+    database: Database, now: datetime, *, photos: PhotoRetention | None = None
+) -> Swept:
     async with database.transaction() as session:
-        attempts = await LookupAttemptRepository(session).forget_before(now - RATE_WINDOW)
+        admission = AdmissionRepository(session)
+        # Every window is at most a day long: one that started two days ago has ended.
+        counters = await admission.forget_windows_before(now - 2 * DAY)
+        matches = await admission.forget_matches_before(now - MATCH_MEMORY)
         conversations = await ConversationRepository(session).forget_unconsented_idle_since(
             now - UNCONSENTED_RETENTION
         )
-    return Swept(attempts, conversations)
+    if photos is None:
+        return Swept(counters, matches, conversations)
+    rows, blobs = await forget_delivered_photos(database, photos, now - photos.keep, now)
+    blobs += await forget_orphan_blobs(database, photos.blobs, now - DRAFT_GRACE)
+    return Swept(counters, matches, conversations, rows, blobs)
+
+
+async def forget_delivered_photos(
+    database: Database, retention: PhotoRetention, cutoff: datetime, now: datetime
+) -> tuple[int, int]:
+    """Delete the photos of filings delivered before `cutoff`: their rows, and each blob
+    no other filing still names (a blob is shared by every filing with the same bytes).
+    Returns (rows, blobs) deleted."""
+    rows = blobs = 0
+    while True:
+        async with database.transaction() as session:
+            filings = FilingRepository(session)
+            released = await filings.forget_photos_delivered_before(cutoff, PHOTO_BATCH)
+            orphans = set(released) - await filings.referenced_photos(set(released))
+            # A photo sent again lately may sit in a draft no row knows of: the orphan
+            # sweep takes it once it is old enough.
+            recent = (now - DRAFT_GRACE).timestamp()
+            orphans = {sha for sha in orphans if not retention.blobs.used_since(sha, recent)}
+            # Before the commit: should it fail, the rows stay and the next sweep retries;
+            # after it, a crash would leave files that no row names, kept for ever.
+            for sha256 in sorted(orphans):
+                blobs += await asyncio.to_thread(retention.blobs.delete, sha256)
+        rows += len(released)
+        if not released:
+            return rows, blobs
+
+
+async def forget_orphan_blobs(database: Database, blobs: BlobStore, before: datetime) -> int:
+    """Delete files no filing names that were last stored before `before`: photos of
+    filings begun and never sent (their drafts are long gone), and any left behind."""
+    candidates = await asyncio.to_thread(lambda: list(blobs.older_than(before.timestamp())))
+    deleted = 0
+    for start in range(0, len(candidates), PHOTO_BATCH):
+        batch = set(candidates[start : start + PHOTO_BATCH])
+        async with database.transaction() as session:
+            named = await FilingRepository(session).referenced_photos(batch)
+        for sha256 in sorted(batch - named):
+            # Checked again: the same photo may have been sent again since the walk.
+            if not blobs.used_since(sha256, before.timestamp()):
+                deleted += await asyncio.to_thread(blobs.delete, sha256)
+    return deleted
 
 
 async def sweep_forever(
-    database: Database, clock: Callable[[], datetime], *, interval_s: float = INTERVAL_S
+    database: Database,
+    clock: Callable[[], datetime],
+    *,
+    photos: PhotoRetention,
+    interval_s: float = INTERVAL_S,
 ) -> None:
     """Sweep now and then every `interval_s`; safe to run in several instances at once."""
     while True:
         try:
-            swept = await sweep(database, clock())
+            swept = await sweep(database, clock(), photos=photos)
             log.info("housekeeping removed %s", swept)
         except Exception:
             log.exception("housekeeping failed; trying again later")

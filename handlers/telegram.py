@@ -4,9 +4,14 @@ inline buttons. No flow logic lives here: python-telegram-bot receives, sends an
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 import warnings
+from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from datetime import timedelta
+from typing import Any
 
 from telegram import (
     Bot,
@@ -35,6 +40,7 @@ from bot.filings import Location
 from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
 from bot.outbound import Delivery, DeliveryResult
 from bot.photo_intake import FileTooLarge, FileUnavailable
+from bot.request_context import request_id_bound
 from handlers.telegram_ordering import ChatOrderedUpdateProcessor
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,8 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
         ("bahasa", N_("Change the language")),
         ("bantuan", N_("How this service works")),
         ("privasi", N_("Your data and your consent")),
+        ("data_saya", N_("See what we hold about you")),
+        ("hapus_data", N_("Erase your data")),
         ("batal", N_("Stop and go back to the menu")),
     ),
     "en": (
@@ -69,6 +77,8 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
         ("language", N_("Change the language")),
         ("help", N_("How this service works")),
         ("privacy", N_("Your data and your consent")),
+        ("my_data", N_("See what we hold about you")),
+        ("erase", N_("Erase your data")),
         ("cancel", N_("Stop and go back to the menu")),
     ),
 }
@@ -210,6 +220,38 @@ def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
     )
 
 
+UpdateHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+def _request_id_of(update: Update) -> str:
+    return f"tg-{update.update_id}"
+
+
+def _traced(handle: UpdateHandler) -> UpdateHandler:
+    """Tag the update's log lines with its id and end with one line: outcome and latency,
+    never the chat id or the text (the engine, which holds the keys, hashes addresses)."""
+
+    @functools.wraps(handle)
+    async def traced(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        started = time.perf_counter()
+        outcome = "error"
+        with request_id_bound(_request_id_of(update)):
+            try:
+                await handle(update, context)
+                outcome = "ok"
+            finally:
+                latency_ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info(
+                    "telegram update done: %s in %.1f ms",
+                    outcome,
+                    latency_ms,
+                    extra={"channel": CHANNEL, "outcome": outcome, "latency_ms": latency_ms},
+                )
+
+    return traced
+
+
+@_traced
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     chat = update.effective_chat
@@ -221,6 +263,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
 
+@_traced
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     chat = update.effective_chat
@@ -245,6 +288,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
 
+@_traced
 async def on_group_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """NIKs must never be typed in a group: point people to a private chat instead."""
     message = update.effective_message
@@ -259,7 +303,9 @@ async def on_group_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     # The update may hold a NIK: log the kind of failure, never the update itself.
     error = context.error
-    log.error("handling a Telegram update failed: %s", type(error).__name__, exc_info=error)
+    # PTB calls this once the handler's binding has ended: bind the update's id again.
+    with request_id_bound(_request_id_of(update)) if isinstance(update, Update) else nullcontext():
+        log.error("handling a Telegram update failed: %s", type(error).__name__, exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         t = translator(DEFAULT_LANGUAGE)
         try:

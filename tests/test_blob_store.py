@@ -52,14 +52,22 @@ def test_empty_content_is_a_blob_too(store: BlobStore) -> None:
     assert store.get(store.put(b"")) == b""
 
 
-def test_storing_the_same_content_again_leaves_the_file_alone(store: BlobStore) -> None:
+def test_storing_the_same_content_again_keeps_the_file_and_marks_it_used(
+    store: BlobStore,
+) -> None:
     store.put(PHOTO)
-    before = store.path_for(PHOTO_SHA).stat()
+    path = store.path_for(PHOTO_SHA)
+    os.utime(path, (1_000_000, 1_000_000))  # stored long ago
+    before = path.stat()
+    assert not store.used_since(PHOTO_SHA, 2_000_000)
+    assert list(store.older_than(2_000_000)) == [PHOTO_SHA]
 
     assert store.put(PHOTO) == PHOTO_SHA
 
-    after = store.path_for(PHOTO_SHA).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    after = path.stat()
+    assert after.st_ino == before.st_ino  # the same file, not rewritten
+    assert store.used_since(PHOTO_SHA, 2_000_000)  # but the sweeps see it as fresh
+    assert list(store.older_than(2_000_000)) == []
 
 
 def test_missing_blob_is_a_key_error(store: BlobStore) -> None:

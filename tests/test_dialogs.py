@@ -10,7 +10,10 @@ import pytest
 from bot.dialogs import router
 from bot.dialogs.model import (
     CONSENT_VERSION,
+    FORGOTTEN_STEP,
+    DialogContext,
     DialogState,
+    EraseMyData,
     Expect,
     Input,
     InputKind,
@@ -18,6 +21,7 @@ from bot.dialogs.model import (
     Transition,
 )
 from bot.lookup import LookupFailure
+from bot.personal_data import Erased
 from registry_client.models import Household, ProgrammeStatus, StatusReport
 
 NIK = "3302015708890003"
@@ -68,7 +72,7 @@ def test_start_shows_the_privacy_notice_before_anything_else() -> None:
     assert transition.state.step == "consent"
     assert transition.reply is not None
     assert "never ask for money, a PIN, a password or an OTP" in transition.reply.text
-    assert [c.key for c in transition.reply.choices] == ["agree", "decline", "language"]
+    assert [c.key for c in transition.reply.choices] == ["agree", "decline", "language", "keeping"]
 
 
 @pytest.mark.parametrize("name", ["cek", "check", "privasi"])
@@ -95,13 +99,13 @@ def test_a_numbered_answer_picks_the_offered_choice() -> None:
     assert play(fresh(), text("1")).state.step == "status.nik"
 
 
-@pytest.mark.parametrize("answer", ["99", "4", "0x", "halo"])
+@pytest.mark.parametrize("answer", ["99", "5", "0x", "halo"])
 def test_text_where_a_choice_is_expected_keeps_the_step(answer: str) -> None:
     transition = play(fresh(), text(answer))
     assert transition.state.step == "consent"
     assert transition.reply is not None
     assert transition.reply.text.startswith("Please choose one of the options")
-    assert [c.key for c in transition.reply.choices] == ["agree", "decline", "language"]
+    assert [c.key for c in transition.reply.choices] == ["agree", "decline", "language", "keeping"]
 
 
 def test_valid_nik_moves_to_the_name_and_keeps_the_nik() -> None:
@@ -192,6 +196,9 @@ def test_home_from_anywhere_shows_the_menu() -> None:
     transition = play(consented(), command("cek"), text(NIK), command("home"))
     assert transition.state.step == "menu"
     assert dict(transition.state.data) == {}
+    assert transition.reply is not None and transition.reply.expects is Expect.CHOICE
+    assert transition.reply.text == "DTSEN social-aid service. What would you like to do?"
+    assert [c.key for c in transition.reply.choices][:2] == ["check", "proposal"]
 
 
 def test_language_change_comes_back_to_the_same_question_in_the_new_language() -> None:
@@ -243,10 +250,27 @@ def test_input_while_waiting_for_the_registry_says_to_wait() -> None:
     assert transition.reply.choices == () and transition.reply.expects is Expect.NOTHING
 
 
-def test_withdrawing_consent_stops_processing() -> None:
-    transition = play(consented(), command("privasi"), choice("withdraw"))
-    assert transition.state.consent_version is None
-    assert play(transition.state, command("cek")).state.step == "consent"
+def test_withdrawing_consent_erases_after_a_confirmation() -> None:
+    confirm = play(consented(), command("privasi"), choice("withdraw"))
+    assert confirm.state.step == "erase.confirm" and confirm.reply is not None
+    assert confirm.reply.text.startswith("Withdrawing your consent stops all processing")
+    assert play(confirm.state, choice("keep")).state.step == "menu"
+    erasing = play(confirm.state, choice("erase_yes"))
+    assert erasing.effect == EraseMyData()
+    done = router.resume(erasing.state, Erased(filings=1, photos=2, subscriptions=0, messages=0))
+    assert done.state.step == FORGOTTEN_STEP  # the engine deletes the conversation
+    assert done.reply is not None and "filings 1, photos 2" in done.reply.text
+
+
+def test_what_we_keep_pages_on_ussd_and_comes_back() -> None:
+    ussd = replace(fresh(), context=DialogContext(photos=False, photo_retention_days=14))
+    page = play(ussd, choice("keeping"))
+    seen = [page.reply.text if page.reply else ""]
+    while "more" in page.state.offered:
+        page = play(page.state, choice("more"))
+        seen.append(page.reply.text if page.reply else "")
+    assert len(seen) == 6 and any("14 days" in line for line in seen)
+    assert play(page.state, choice("done")).state.step == "consent"
 
 
 def test_outdated_consent_is_asked_again() -> None:

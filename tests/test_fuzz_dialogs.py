@@ -27,10 +27,12 @@ from bot.dialogs import router
 from bot.dialogs.filing import FIELD_STEP, Draft
 from bot.dialogs.filing_forms import FieldKind
 from bot.dialogs.model import (
+    FORGOTTEN_STEP,
     Attachment,
     DialogContext,
     DialogState,
     Effect,
+    EraseMyData,
     Expect,
     Input,
     InputKind,
@@ -41,6 +43,7 @@ from bot.dialogs.model import (
     PhotoRefused,
     ReceivePhoto,
     Reply,
+    ShowMyData,
     ShowTicket,
     StatusLookup,
     SubmitFiling,
@@ -60,8 +63,9 @@ from bot.filings import (
     TicketList,
     TicketSummary,
 )
-from bot.lookup import LookupFailure
+from bot.lookup import LookupFailure, Throttled, ThrottleReason
 from bot.notifications import Notification, QuarterNotice, TicketMoved
+from bot.personal_data import Erased, HeldData
 from bot.photos import PhotoProblem
 from bot.subscriptions import Subscribed, SubscriptionList, TooManySubscriptions, Unsubscribed
 from handlers.ussd import SCREEN_LIMIT, input_for, render_screen
@@ -320,7 +324,10 @@ masked_niks = valid_niks.map(lambda nik: f"{nik[:4]}********{nik[-4:]}") | st.ju
 def outcomes_for(effect: Effect) -> st.SearchStrategy[Outcome]:
     """What the effect's service could answer (the engine turns a crash into unavailable)."""
     if isinstance(effect, StatusLookup):
-        return st.sampled_from(list(LookupFailure)) | reports
+        throttled = st.builds(
+            Throttled, st.sampled_from(list(ThrottleReason)), st.integers(1, 86_400)
+        )
+        return st.sampled_from(list(LookupFailure)) | throttled | reports
     if isinstance(effect, ReceivePhoto):
         return st.builds(PhotoAccepted, st.text("0123456789abcdef", min_size=64, max_size=64)) | (
             st.builds(PhotoRefused, st.sampled_from([*PhotoProblem, "unavailable"]))
@@ -350,6 +357,21 @@ def outcomes_for(effect: Effect) -> st.SearchStrategy[Outcome]:
             unique_by=lambda item: item[0],
         )
         return st.builds(SubscriptionList, items.map(tuple))
+    if isinstance(effect, ShowMyData):
+        counts = st.integers(0, 40)
+        return st.builds(
+            HeldData,
+            consented_at=st.none() | moments,
+            language=st.sampled_from(["id", "en"]),
+            tickets=st.lists(summaries(), max_size=12).map(tuple),
+            photos=counts,
+            subscriptions=st.lists(masked_niks, max_size=SUBSCRIPTIONS_LISTED).map(tuple),
+            messages_waiting=counts,
+            matched_households=counts,
+        )
+    if isinstance(effect, EraseMyData):
+        counts = st.integers(0, 40)
+        return st.builds(Erased, counts, counts, counts, counts)
     assert isinstance(effect, Unsubscribe)
     return st.builds(Unsubscribed, st.booleans())
 
@@ -415,7 +437,8 @@ def check(
     assert transition.reply is not None or transition.effect is not None
     if resumed:  # the engine shows the resumed reply and runs no second effect
         assert transition.reply is not None and transition.effect is None
-    assert transition.state.step in router.STEPS, transition.state.step
+    # After an erasure the engine deletes the conversation instead of saving a step.
+    assert transition.state.step in {*router.STEPS, FORGOTTEN_STEP}, transition.state.step
     if transition.reply is not None:
         assert transition.reply.text.strip()
         if context.photos:
@@ -478,6 +501,8 @@ def play(
             transition = router.resume(waiting, outcome)
             check(transition, context, on_ussd=as_phone, resumed=True)
         state = sealed(transition.state)
+        if state.step == FORGOTTEN_STEP:  # the engine deleted the row: a stranger again
+            state = router.new_state("id")
 
 
 @CHANNELS

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
+from bot.admission import nik_counter
 from bot.app import Services
 from bot.crypto import KeyRing
 from bot.dialog_engine import DialogEngine
@@ -18,15 +19,15 @@ from bot.effects import EffectRunner
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.housekeeping import Swept, sweep
+from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
-from bot.status_service import StatusService
+from bot.status_service import MATCH_MEMORY, StatusService
+from bot.storage.admission_repository import AdmissionRepository
 from bot.storage.database import open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
-from bot.storage.models import Base, Conversation, LookupAttempt
-from bot.storage.repositories import LookupAttemptRepository
+from bot.storage.models import Base, Conversation
 from bot.subscription_service import SubscriptionService
-from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
 
 NIK = "3302015708890003"
@@ -55,12 +56,20 @@ async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> No
 def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
     keys = KeyRing.from_secret(TEST_SECRET_KEY)
     status = StatusService(
-        services.registry, services.database, keys, lookups_per_hour=10, clock=clock
+        services.registry,
+        services.database,
+        keys,
+        limits=services.settings.lookup_limits,
+        clock=clock,
     )
     filings = FilingService(keys, filings_per_day=5, area_rule=AreaRule.KECAMATAN, clock=clock)
     subscriptions = SubscriptionService(keys, per_address=5, clock=clock)
     effects = EffectRunner(
-        status, PhotoIntake(services.blobs, PhotoLimits()), filings, subscriptions
+        status,
+        PhotoIntake(services.blobs, PhotoLimits()),
+        filings,
+        subscriptions,
+        PersonalDataService(services.blobs, subscriptions),
     )
     return DialogEngine(
         services.database, keys, effects, idle_timeout=timedelta(minutes=30), clock=clock
@@ -100,7 +109,9 @@ async def test_a_step_left_idle_expires_but_language_and_consent_stay(services: 
     assert "Check aid status" in [choice.label for choice in reply.choices]
 
 
-async def test_consent_time_is_recorded_and_cleared_on_withdrawal(services: Services) -> None:
+async def test_consent_time_is_recorded_and_withdrawal_deletes_the_row(
+    services: Services,
+) -> None:
     clock = Clock()
     engine = engine_with_clock(services, clock)
     await engine.handle("telegram", "1", Input(InputKind.START))
@@ -109,8 +120,12 @@ async def test_consent_time_is_recorded_and_cleared_on_withdrawal(services: Serv
     assert row.consented_at == clock.now
     await engine.handle("telegram", "1", Input(InputKind.COMMAND, "privasi"))
     await engine.handle("telegram", "1", Input(InputKind.CHOICE, "withdraw"))
+    assert len(await conversation_rows(services)) == 1  # asked to confirm first
+    await engine.handle("telegram", "1", Input(InputKind.CHOICE, "erase_yes"))
+    assert await conversation_rows(services) == []  # consent, language, all gone
+    await engine.handle("telegram", "1", Input(InputKind.TEXT, "3302015708890003"))
     [row] = await conversation_rows(services)
-    assert row.consented_at is None and row.consent_version is None
+    assert row.consented_at is None and row.step == "consent"  # nothing is processed
 
 
 async def test_concurrent_first_messages_from_one_chat_make_one_row(services: Services) -> None:
@@ -130,41 +145,6 @@ async def test_many_chats_at_once_each_keep_their_own_state(services: Services) 
     assert len(rows) == 20 and {row.step for row in rows} == {"status.nik"}
 
 
-async def test_rate_limit_counts_per_address_and_per_nik(
-    services: Services, sandbox: RunningSandbox
-) -> None:
-    clock = Clock()
-    keys = KeyRing.from_secret(TEST_SECRET_KEY)
-    status = StatusService(
-        services.registry, services.database, keys, lookups_per_hour=2, clock=clock
-    )
-    person = sandbox.population.sample(1)[0]
-    outcomes = [
-        await status.check(
-            channel="ussd", address_hash=f"addr{n}", nik=person.nik, name=person.name
-        )
-        for n in range(3)
-    ]
-    assert [type(o).__name__ for o in outcomes] == ["StatusReport", "StatusReport", "LookupFailure"]
-    clock.now += timedelta(hours=1, seconds=1)
-    again = await status.check(
-        channel="ussd", address_hash="addr9", nik=person.nik, name=person.name
-    )
-    assert type(again).__name__ == "StatusReport"
-    async with services.database.transaction() as session:
-        attempts = list((await session.execute(select(LookupAttempt))).scalars())
-        dump = repr((await session.execute(text("SELECT * FROM lookup_attempts"))).all())
-        removed = await LookupAttemptRepository(session).forget_before(
-            clock.now - timedelta(hours=1)
-        )
-    assert removed == 4  # the refused attempt was never counted
-    # The NIK and name the checks were made with are nowhere in the rows, only keyed hashes.
-    assert person.nik not in dump and person.name not in dump
-    assert person.name.upper() not in dump.upper()
-    assert {a.key_hash for a in attempts if a.subject == "nik"} == {keys.nik_hash(person.nik)}
-    assert {a.key_hash for a in attempts if a.subject == "address"} == {"addr0", "addr1", "addr9"}
-
-
 async def test_sqlite_file_is_created_under_its_folder(tmp_path: Path) -> None:
     database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'bot.sqlite3'}")
     try:
@@ -174,7 +154,7 @@ async def test_sqlite_file_is_created_under_its_folder(tmp_path: Path) -> None:
         await database.dispose()
 
 
-async def test_housekeeping_forgets_old_attempts_and_unconsented_strangers(
+async def test_housekeeping_forgets_ended_windows_old_matches_and_unconsented_strangers(
     services: Services,
 ) -> None:
     clock = Clock()
@@ -182,11 +162,16 @@ async def test_housekeeping_forgets_old_attempts_and_unconsented_strangers(
     await engine.handle("telegram", "stranger", Input(InputKind.START))
     await engine.handle("telegram", "citizen", Input(InputKind.START))
     await engine.handle("telegram", "citizen", Input(InputKind.CHOICE, "agree"))
+    unit = nik_counter(services.settings.lookup_limits, "a" * 64, clock.now)
     async with services.database.transaction() as session:
-        LookupAttemptRepository(session).record("address", "a" * 64, clock.now)
-    assert await sweep(services.database, clock.now) == Swept(0, 0)
+        admission = AdmissionRepository(session)
+        assert await admission.take(unit)
+        await admission.record_match("n" * 64, "a" * 64, clock.now)
+    assert await sweep(services.database, clock.now) == Swept(0, 0, 0)
     swept = await sweep(services.database, clock.now + timedelta(days=2))
-    assert swept == Swept(lookup_attempts=1, conversations=1)
+    assert swept == Swept(admission_counters=1, nik_matches=0, conversations=1)
+    swept = await sweep(services.database, clock.now + MATCH_MEMORY + timedelta(days=1))
+    assert swept == Swept(admission_counters=0, nik_matches=1, conversations=0)
     [row] = await conversation_rows(services)
     assert row.consent_version is not None  # the person who agreed keeps language and consent
 

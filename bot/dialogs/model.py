@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from bot.filings import FilingDraft, FilingOutcome, Location, TicketHistory, TicketList
 from bot.lookup import LookupOutcome
+from bot.personal_data import Erased, HeldData
 from bot.subscriptions import SubscribeOutcome, SubscriptionList, Unsubscribed
 
 # Working data is JSON: it is sealed into the conversation row between steps.
@@ -99,6 +100,9 @@ class DialogContext:
 
     photos: bool = True  # the channel can receive photos and locations
     area_rule: str = "kecamatan"  # bot.filings.AreaRule for objections about a recipient
+    # How long things are kept, for the privacy notice to say exactly.
+    idle_minutes: int = 30
+    photo_retention_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +131,16 @@ class DialogState:
         """Move to a side step (language, help) that comes back to `return_to` afterwards."""
         return self.at(step, return_to=return_to, **self._working_data())
 
+    def at_page(self, page: int) -> DialogState:
+        """The same step and data, showing page `page` of a paged screen."""
+        return replace(self, data=MappingProxyType({**self.data, "page": page}))
+
     def back_from_detour(self) -> DialogState:
         """Return from a side step to where the person was, with their working data."""
         return self.at(self.text("return_to") or "menu", **self._working_data())
 
     def _working_data(self) -> dict[str, JsonValue]:
-        return {key: value for key, value in self.data.items() if key != "return_to"}
+        return {key: value for key, value in self.data.items() if key not in ("return_to", "page")}
 
     def __repr__(self) -> str:
         return f"DialogState(step={self.step!r}, language={self.language!r})"
@@ -206,6 +214,25 @@ class Unsubscribe:
     subscription_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ShowMyData:
+    """What the service holds about this chat or phone."""
+
+    in_transaction: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class EraseMyData:
+    """Erase everything held about this chat or phone; the engine then drops the
+    conversation itself (the step moves to FORGOTTEN_STEP)."""
+
+    in_transaction: ClassVar[bool] = True
+    draft_photos: tuple[str, ...] = ()  # photos of a filing begun but not sent
+
+
+# The step after an erasure: the engine deletes the conversation row instead of saving it.
+FORGOTTEN_STEP = "forgotten"
+
 Effect = (
     StatusLookup
     | ReceivePhoto
@@ -215,6 +242,8 @@ Effect = (
     | Subscribe
     | ListSubscriptions
     | Unsubscribe
+    | ShowMyData
+    | EraseMyData
 )
 
 
@@ -244,6 +273,8 @@ Outcome = (
     | SubscribeOutcome
     | SubscriptionList
     | Unsubscribed
+    | HeldData
+    | Erased
 )
 
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from bot.dialogs import filing, subscribe, tickets
-from bot.dialogs.consent import consent_prompt, handle_consent, handle_privacy, privacy_prompt
+from bot.dialogs import filing, my_data, subscribe, tickets
+from bot.dialogs.consent import (
+    DETAILS_STEP,
+    consent_prompt,
+    details_prompt,
+    handle_consent,
+    handle_details,
+    handle_privacy,
+    privacy_prompt,
+)
 from bot.dialogs.language import handle_language, language_prompt
 from bot.dialogs.menu import handle_menu, help_prompt, menu_prompt
 from bot.dialogs.model import (
@@ -39,8 +47,9 @@ from bot.dialogs.status import (
 )
 from bot.filings import FilingAccepted, FilingRefused
 from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
-from bot.lookup import LookupFailure
+from bot.lookup import LookupFailure, Throttled
 from bot.notifications import Notification
+from bot.personal_data import Erased, HeldData
 from bot.subscriptions import Subscribed, SubscriptionList, TooManySubscriptions, Unsubscribed
 from registry_client.models import StatusReport
 
@@ -56,6 +65,7 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     "menu": (menu_prompt, handle_menu),
     "consent": (consent_prompt, handle_consent),
     "privacy": (privacy_prompt, handle_privacy),
+    DETAILS_STEP: (details_prompt, handle_details),
     "language": (language_prompt, handle_language),
     "help": (help_prompt, _ignores),
     "status.nik": (nik_prompt, handle_nik),
@@ -78,6 +88,10 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     subscribe.SAVING_STEP: (subscribe.saving_prompt, _ignores),
     subscribe.LOADING_STEP: (subscribe.loading_prompt, _ignores),
     subscribe.LIST_STEP: (subscribe.list_prompt, subscribe.handle_list),
+    my_data.LOADING_STEP: (my_data.loading_prompt, _ignores),
+    my_data.SHOWN_STEP: (my_data.shown_prompt, my_data.handle_shown),
+    my_data.CONFIRM_STEP: (my_data.confirm_prompt, my_data.handle_confirm),
+    my_data.ERASING_STEP: (my_data.erasing_prompt, _ignores),
 }
 # Steps that wait for an effect's outcome: input meanwhile changes nothing.
 WAITING_STEPS = frozenset(
@@ -89,6 +103,8 @@ WAITING_STEPS = frozenset(
         subscribe.WAITING_STEP,
         subscribe.SAVING_STEP,
         subscribe.LOADING_STEP,
+        my_data.LOADING_STEP,
+        my_data.ERASING_STEP,
     }
 )
 
@@ -124,6 +140,14 @@ COMMANDS = {
     "notices": "notices",
     "berhenti": "unsubscribe",
     "unsubscribe": "unsubscribe",
+    "data_saya": "mydata",
+    "datasaya": "mydata",
+    "my_data": "mydata",
+    "mydata": "mydata",
+    "hapus_data": "erase",
+    "hapusdata": "erase",
+    "erase": "erase",
+    "delete_my_data": "erase",
 }
 
 # Where "back" leads from each step (steps that remember their origin use it instead).
@@ -154,6 +178,8 @@ _RETURNABLE = (
     subscribe.CONFIRM_STEP,
     subscribe.LIST_STEP,
 )
+# Side steps that come back to where the person was.
+_DETOURS = ("language", "help", DETAILS_STEP)
 _FILING_STEPS = (filing.FIELD_STEP, filing.REVIEW_STEP, filing.CHANGE_STEP)
 
 # Numbered answers are short; a longer run of digits is data (a NIK), not a choice.
@@ -167,6 +193,18 @@ def new_state(language: str = DEFAULT_LANGUAGE) -> DialogState:
 def prompt_for(state: DialogState) -> Reply:
     prompt, _ = STEPS.get(state.step, STEPS["menu"])
     return prompt(state, translator(state.language))
+
+
+def ambiguous_answer(state: DialogState) -> Transition:
+    """A typed answer arrived with more answers behind it: a `*` typed inside it, or a
+    request the gateway never delivered. Reading it either way could check a name the
+    person never meant, so the step asks again."""
+    t = translator(state.language)
+    notice = Notice(
+        t.gettext("Please type one answer at a time, without the * sign."),
+        brief=t.gettext("Type one answer, without *."),
+    )
+    return _finish(Transition(state, notice=notice))
 
 
 def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> Transition:
@@ -202,7 +240,7 @@ def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> T
 def resume(state: DialogState, outcome: Outcome) -> Transition:
     """Continue once an effect has its outcome."""
     t = translator(state.language)
-    if isinstance(outcome, StatusReport | LookupFailure):
+    if isinstance(outcome, StatusReport | LookupFailure | Throttled):
         if state.step == subscribe.WAITING_STEP:
             transition = subscribe.resume_check(state, outcome, t)
         else:
@@ -215,6 +253,10 @@ def resume(state: DialogState, outcome: Outcome) -> Transition:
         transition = filing.resume_photo(state, outcome, t)
     elif isinstance(outcome, FilingAccepted | FilingRefused):
         transition = filing.resume_submit(state, outcome, t)
+    elif isinstance(outcome, HeldData):
+        transition = my_data.resume_show(state, outcome, t)
+    elif isinstance(outcome, Erased):
+        transition = my_data.resume_erase(state, outcome, t)
     else:
         transition = tickets.resume_tickets(state, outcome, t)
     return _finish(transition)
@@ -255,7 +297,7 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
             notice=Notice(
                 t.gettext(
                     "Unknown command. Use /cek, /usul, /sanggah, /perbaiki, /tiket, /bahasa, "
-                    "/bantuan, /privasi or /batal."
+                    "/bantuan, /privasi, /data_saya or /batal."
                 ),
                 t.gettext("Unknown command."),
             ),
@@ -286,6 +328,10 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return subscribe.list_subscriptions(state)
     if command == "privacy":
         return Transition(state.at("privacy"))
+    if command == "mydata":
+        return my_data.show(state)
+    if command == "erase":
+        return my_data.ask_to_erase(state)
     # language and help are detours: they come back to where the person was.
     return Transition(state.detour(command, _return_point(state)))
 
@@ -316,7 +362,7 @@ def _needs_photos_notice(t: Translator) -> Notice:
 
 
 def _return_point(state: DialogState) -> str:
-    if state.step in ("language", "help"):
+    if state.step in _DETOURS:
         return state.text("return_to") or "menu"
     if state.step in _RETURNABLE:
         return state.step
@@ -324,7 +370,7 @@ def _return_point(state: DialogState) -> str:
 
 
 def _back(state: DialogState) -> DialogState:
-    if state.step in ("language", "help"):
+    if state.step in _DETOURS:
         return state.back_from_detour()
     if state.step in WAITING_STEPS:
         return state

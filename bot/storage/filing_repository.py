@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.filings import OPEN_STAGES, TicketEvent, TicketHistory, TicketSummary
 from bot.storage.models import Filing, FilingEvent, FilingPhotoRef, OutboxEntry
+from bot.storage.outbox_repository import DELIVERED
 
 
 class FilingRepository:
@@ -69,7 +70,7 @@ class FilingRepository:
             .limit(limit)
         )
         rows = (await self._session.execute(statement)).scalars()
-        return [_summary(row) for row in rows]
+        return [filing_summary(row) for row in rows]
 
     async def history(self, channel: str, filer_hash: str, ticket: str) -> TicketHistory | None:
         statement = select(Filing).where(
@@ -88,7 +89,7 @@ class FilingRepository:
             )
         ).scalars()
         return TicketHistory(
-            summary=_summary(row),
+            summary=filing_summary(row),
             events=tuple(TicketEvent(e.stage, e.reason_code, e.at) for e in events),
         )
 
@@ -126,6 +127,41 @@ class FilingRepository:
         )
         return list((await self._session.execute(statement)).scalars())
 
+    async def forget_photos_delivered_before(self, cutoff: datetime, limit: int) -> list[str]:
+        """Remove the photo rows of up to `limit` filings the registry received before
+        `cutoff`; return the digests those rows named (a digest once per row removed).
+
+        Only a delivered outbox row counts: a filing still pending, refused or dead keeps
+        its photos, since it may yet be sent (again)."""
+        delivered_ids = (
+            select(FilingPhotoRef.filing_id)
+            .join(OutboxEntry, OutboxEntry.filing_id == FilingPhotoRef.filing_id)
+            .where(OutboxEntry.state == DELIVERED, OutboxEntry.delivered_at < cutoff)
+            .distinct()
+            .order_by(FilingPhotoRef.filing_id)
+            .limit(limit)
+        )
+        filing_ids = list((await self._session.execute(delivered_ids)).scalars())
+        if not filing_ids:
+            return []
+        digests = await self._session.execute(
+            select(FilingPhotoRef.sha256).where(FilingPhotoRef.filing_id.in_(filing_ids))
+        )
+        released = list(digests.scalars())
+        await self._session.execute(
+            delete(FilingPhotoRef).where(FilingPhotoRef.filing_id.in_(filing_ids))
+        )
+        return released
+
+    async def referenced_photos(self, digests: Collection[str]) -> set[str]:
+        """Those of `digests` that some filing's photo row still names."""
+        if not digests:
+            return set()
+        statement = (
+            select(FilingPhotoRef.sha256).where(FilingPhotoRef.sha256.in_(digests)).distinct()
+        )
+        return set((await self._session.execute(statement)).scalars())
+
     def move(
         self,
         filing: Filing,
@@ -149,7 +185,7 @@ class FilingRepository:
         return True
 
 
-def _summary(row: Filing) -> TicketSummary:
+def filing_summary(row: Filing) -> TicketSummary:
     return TicketSummary(
         ticket=row.ticket,
         kind=row.kind,  # type: ignore[arg-type]
