@@ -100,7 +100,7 @@ async def test_start_consent_check_nik_name_status(
     fake.send_command(CHAT, "/start")
     notice = await fake.next_reply(CHAT)
     assert "OTP" in notice["text"] and "27" in notice["text"]
-    assert [key for _, key in buttons(notice)] == ["agree", "decline", "language"]
+    assert [key for _, key in buttons(notice)] == ["agree", "decline", "language", "keeping"]
 
     asked_nik = await press(fake, notice, "agree")
     edited = await fake.wait_for("editMessageText", chat_id=CHAT)
@@ -114,9 +114,7 @@ async def test_start_consent_check_nik_name_status(
     assert "KTP" in asked_name["text"]
     fake.send_text(CHAT, person.name.lower())
     result = await fake.next_reply(CHAT)
-    assert "PKH" in result["text"] and "Rp" in result["text"]
-    assert "desil" in result["text"].lower()
-    assert person.name not in result["text"] and person.nik not in result["text"]
+    assert_status_of(result["text"], person.nik, sandbox)  # its decile, programmes, amounts
     assert [key for _, key in buttons(result)] == [
         "check",
         "subscribe_result",
@@ -191,7 +189,7 @@ async def test_help_and_text_where_a_choice_is_expected(
     notice = await fake.next_reply(CHAT)
     fake.send_text(CHAT, "ya")
     again = await fake.next_reply(CHAT)
-    assert "1–3" in again["text"]
+    assert "1–4" in again["text"]
     assert buttons(again) == buttons(notice)
 
 

@@ -139,7 +139,7 @@ async def test_registry_down_is_a_clear_end_screen(
 async def test_many_lookups_from_one_phone_are_throttled(
     phone: UssdPhone, sandbox: RunningSandbox, services: Services
 ) -> None:
-    people = sandbox.population.sample(services.settings.lookups_per_hour + 1)
+    people = sandbox.population.sample(services.settings.lookups_short_limit + 1)
     answers = []
     for person in people:
         answers.append(await phone.check_status(person.nik, person.name))

@@ -417,7 +417,12 @@ def review_prompt(state: DialogState, t: Translator) -> Reply:
         f"• {t.gettext(f.label)}: {_shown(draft, f, t)}" for f in spec.visible_fields(draft.values)
     ]
     lines.append("")
-    lines.append(t.gettext("Is everything right?"))
+    lines.append(
+        t.gettext(
+            "Filing is free: this service never asks for money, a PIN or an OTP code. "
+            "Is everything right?"
+        )
+    )
     return Reply(
         text="\n".join(lines),
         brief=t.gettext(spec.title) + "\n" + t.gettext("Send it?"),

@@ -142,7 +142,10 @@ PROPOSAL = Form(
             "programme",
             FieldKind.CHOICE,
             N_("Programme"),
-            N_("Which programme is the household asking for?"),
+            N_(
+                "Proposing a household is free: this service never asks for money, a PIN "
+                "or an OTP code. Which programme is the household asking for?"
+            ),
             options=_PROGRAMMES,
         ),
         Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.dialogs.model import Reply
-from bot.dialogs.status_report import PROGRAMME_NAMES, REASONS, quarter_words
+from bot.dialogs.status_report import PROGRAMME_NAMES, REASONS, SCAM_WARNING, quarter_words
 from bot.dialogs.ticket_words import kind_label, reason_words, stage_label
 from bot.i18n import Translator
 from bot.notifications import Notification, QuarterNotice, TicketMoved
@@ -47,7 +47,7 @@ def render_quarter_notice(notice: QuarterNotice, t: Translator) -> Reply:
             "or ask the village office."
         ).format(days=OBJECTION_DAYS)
     )
-    lines.append(t.gettext("This service never asks for money, a PIN or an OTP code."))
+    lines.append(t.gettext(SCAM_WARNING))
     brief = t.gettext(
         "Aid status changed ({quarter}): decile {before}→{after}.{gained}{lost} "
         "Object within {days} days via menu. No money/PIN/OTP."
@@ -76,7 +76,7 @@ def _render_ticket_moved(message: TicketMoved, t: Translator) -> Reply:
     next_step = _next_step(message.stage, t)
     if next_step:
         lines.append(next_step)
-    lines.append(t.gettext("This service never asks for money, a PIN or an OTP code."))
+    lines.append(t.gettext(SCAM_WARNING))
     brief = head if not why else f"{head} {why}."
     return Reply(text="\n".join(lines), brief=brief, language=t.language)
 

@@ -17,7 +17,7 @@ from bot.dialogs.model import (
 )
 from bot.dialogs.status_report import render_report
 from bot.i18n import Translator
-from bot.lookup import LookupFailure, LookupOutcome
+from bot.lookup import LookupFailure, LookupOutcome, Throttled, ThrottleReason
 from bot.nik import InvalidNik, NikProblem, parse_nik
 
 # After a household was found, its NIK and name stay (sealed, until the step expires) so
@@ -146,7 +146,7 @@ def resume_lookup(state: DialogState, outcome: LookupOutcome, t: Translator) -> 
     """Turn the registry's answer into the reply. The NIK and name leave the state here,
     unless a household was found: then they stay for an objection to the result."""
     again = (Choice("check", t.gettext("Check another NIK")), Choice("home", t.gettext("Menu")))
-    if isinstance(outcome, LookupFailure):
+    if isinstance(outcome, LookupFailure | Throttled):
         return Transition(state.at("menu"), reply=failure_reply(outcome, t, again))
     nik, name = state.text("nik"), state.text("name")
     if nik is None or name is None:
@@ -161,7 +161,11 @@ def resume_lookup(state: DialogState, outcome: LookupOutcome, t: Translator) -> 
     return Transition(found, reply=render_report(outcome, t, choices))
 
 
-def failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ...]) -> Reply:
+def failure_reply(
+    failure: LookupFailure | Throttled, t: Translator, again: tuple[Choice, ...]
+) -> Reply:
+    if isinstance(failure, Throttled):
+        return throttled_reply(failure, t, again[1:])
     if failure is LookupFailure.NOT_FOUND:
         return Reply(
             text=t.gettext(
@@ -175,15 +179,6 @@ def failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ..
             ),
             choices=again,
         )
-    if failure is LookupFailure.THROTTLED:
-        return Reply(
-            text=t.gettext(
-                "Too many checks in the last hour. To protect everyone's data, please try "
-                "again later."
-            ),
-            brief=t.gettext("Too many checks in the last hour. Please try again later."),
-            choices=again[1:],
-        )
     return Reply(
         text=t.gettext(
             "The registry cannot be reached right now. Nothing is wrong with your data: "
@@ -192,3 +187,42 @@ def failure_reply(failure: LookupFailure, t: Translator, again: tuple[Choice, ..
         brief=t.gettext("The registry is busy. Please try again in a few minutes."),
         choices=again,
     )
+
+
+def throttled_reply(refusal: Throttled, t: Translator, choices: tuple[Choice, ...]) -> Reply:
+    """Say why, and when a try can pass: a person told "later" tries again at once."""
+    when = wait_words(refusal.retry_after_s, t)
+    if refusal.reason is ThrottleReason.NIK:
+        return Reply(
+            text=t.gettext(
+                "This NIK has been checked too many times today with a name that did not "
+                "match, so it is locked to protect its owner. Please try again {when}. The "
+                "owner can still check it from a chat or phone that checked it successfully "
+                "before."
+            ).format(when=when),
+            brief=t.gettext("This NIK is locked after wrong names. Try again {when}.").format(
+                when=when
+            ),
+            choices=choices,
+        )
+    if refusal.reason is ThrottleReason.BUSY:
+        return Reply(
+            text=t.gettext("The service is very busy. Please try again {when}.").format(when=when),
+            choices=choices,
+        )
+    return Reply(
+        text=t.gettext(
+            "You have made many checks. To protect everyone's data, please try again {when}."
+        ).format(when=when),
+        brief=t.gettext("Too many checks. Please try again {when}.").format(when=when),
+        choices=choices,
+    )
+
+
+def wait_words(seconds: int, t: Translator) -> str:
+    """ "in 7 minutes", "in 3 hours": rounded up, so the person never comes back too early."""
+    minutes = max(1, -(-seconds // 60))
+    if minutes < 120:
+        return t.ngettext("in {n} minute", "in {n} minutes", minutes).format(n=minutes)
+    hours = -(-minutes // 60)
+    return t.ngettext("in {n} hour", "in {n} hours", hours).format(n=hours)

@@ -40,6 +40,14 @@ REASONS = {
 }
 _OTHER_REASON = (N_("another reason recorded by the registry"), N_("other reason"))
 
+# The security rule: a message that mentions money says that the service never asks for
+# money, a PIN or an OTP (scammers ask for "fees" and codes in the name of social aid).
+SCAM_WARNING = N_(
+    "Social aid is free: this service never asks for money, a PIN or an OTP code. "
+    "Never give them to anyone."
+)
+SCAM_WARNING_BRIEF = N_("Free: we never ask money/PIN/OTP.")
+
 
 def quarter_words(quarter: str, t: Translator) -> str:
     """A quarter in words: 2026Q4 → "Triwulan IV 2026" / "Q4 2026"."""
@@ -82,7 +90,7 @@ def _full_text(report: StatusReport, t: Translator) -> str:
         t.gettext("Registry data as of {date}.").format(date=t.date(report.updated_at)),
         "",
         _next_steps(report, t),
-        t.gettext("Remember: social aid is free. Never give money, a PIN or an OTP to anyone."),
+        t.gettext(SCAM_WARNING),
     ]
     return "\n".join(lines)
 
@@ -138,17 +146,22 @@ def _next_steps(report: StatusReport, t: Translator) -> str:
 
 
 def _brief_text(report: StatusReport, t: Translator) -> str:
-    """Fit one USSD screen: drop detail until it does, never the programmes themselves."""
+    """Fit one USSD screen: drop detail until it does, never the programmes themselves,
+    and never the scam warning while an amount is shown."""
     header = t.gettext("{quarter} decile {decile}").format(
         quarter=quarter_words(report.quarter, t), decile=report.household.decile
     )
-    detailed = [_brief_programme(p, t, with_detail=True) for p in report.programmes]
-    plain = [_brief_programme(p, t, with_detail=False) for p in report.programmes]
+    warning = t.gettext(SCAM_WARNING_BRIEF)
+    detailed = [_brief_programme(p, t, amount=True, reason=True) for p in report.programmes]
+    amounts = [_brief_programme(p, t, amount=True, reason=False) for p in report.programmes]
+    plain = [_brief_programme(p, t, amount=False, reason=False) for p in report.programmes]
     none = [t.gettext("No programme.")] if not report.programmes else []
     candidates = [
-        [report.name_masked, header, *detailed, *none],
-        [header, *detailed, *none],
-        [header, *plain, *none],
+        [report.name_masked, header, *detailed, *none, warning],
+        [header, *detailed, *none, warning],
+        [header, *amounts, *none, warning],
+        [header, *plain, *none, warning],
+        [header, *plain, *none],  # no amount left, so no money is mentioned
     ]
     for lines in candidates:
         text = "\n".join(lines)
@@ -157,16 +170,18 @@ def _brief_text(report: StatusReport, t: Translator) -> str:
     return "\n".join(candidates[-1])[:USSD_SCREEN]
 
 
-def _brief_programme(programme: ProgrammeStatus, t: Translator, *, with_detail: bool) -> str:
+def _brief_programme(
+    programme: ProgrammeStatus, t: Translator, *, amount: bool, reason: bool
+) -> str:
     if programme.status == "active":
         line = t.gettext("{code} active").format(code=programme.code)
-        if with_detail and programme.amount_idr is not None:
+        if amount and programme.amount_idr is not None:
             line += " " + t.rupiah(programme.amount_idr)
         return line
     if programme.status == "ended":
         line = t.gettext("{code} ended").format(code=programme.code)
     else:
         line = t.gettext("{code} not approved").format(code=programme.code)
-    if with_detail:
+    if reason:
         line += ": " + t.gettext(REASONS.get(programme.reason_code or "", _OTHER_REASON)[1])
     return line

@@ -19,7 +19,7 @@ from bot.dialogs.model import (
 )
 from bot.dialogs.status import failure_reply, typed_name, typed_nik
 from bot.i18n import Translator
-from bot.lookup import LookupFailure, LookupOutcome
+from bot.lookup import LookupFailure, LookupOutcome, Throttled
 from bot.subscriptions import (
     Subscribed,
     SubscribeOutcome,
@@ -91,7 +91,7 @@ def waiting_prompt(state: DialogState, t: Translator) -> Reply:
 
 def resume_check(state: DialogState, outcome: LookupOutcome, t: Translator) -> Transition:
     """Only a household whose NIK and name match can be followed."""
-    if isinstance(outcome, LookupFailure):
+    if isinstance(outcome, LookupFailure | Throttled):
         again = (Choice("subscribe", t.gettext("Try again")), Choice("home", t.gettext("Menu")))
         return Transition(state.at("menu"), reply=failure_reply(outcome, t, again))
     return Transition(state.at(CONFIRM_STEP, nik=state.text("nik"), masked=outcome.name_masked))
@@ -170,10 +170,13 @@ def resume_list(
     state: DialogState, outcome: SubscriptionList | Unsubscribed, t: Translator
 ) -> Transition:
     if isinstance(outcome, Unsubscribed):
-        notice = Notice(
-            t.gettext("Stopped: no more notices for that household.")
+        notice = (
+            Notice(
+                t.gettext("Stopped: no more notices for that household."),
+                brief=t.gettext("Notices stopped."),
+            )
             if outcome.removed
-            else t.gettext("That subscription was not found.")
+            else Notice(t.gettext("That subscription was not found."))
         )
         return Transition(state.at("menu"), notice=notice)
     items: JsonValue = [[number, masked] for number, masked in outcome.items]
