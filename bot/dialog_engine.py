@@ -37,6 +37,7 @@ from bot.filings import Filer
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.notifications import Notification, UnknownNotification, notification_from_json
 from bot.photo_intake import FileSource
+from bot.request_context import trace_id
 from bot.storage.database import Database
 from bot.storage.models import Conversation
 from bot.storage.outbound_repository import OutboundRepository
@@ -142,7 +143,12 @@ class DialogEngine:
                 row.turn_session, row.turn_count = turn_key, len(inputs)
                 self._remember(row, transition.reply)
         log.debug(
-            "%s %d input(s): %s -> %s", channel, len(pending), state.step, transition.state.step
+            "%s %s: %d input(s), %s -> %s",
+            channel,
+            trace_id(address_hash),
+            len(pending),
+            state.step,
+            transition.state.step,
         )
         if transition.effect is None:
             assert transition.reply is not None

@@ -42,3 +42,9 @@ def request_id_bound(request_id: str) -> Iterator[None]:
         yield
     finally:
         _request_id.reset(token)
+
+
+def trace_id(address_hash: str) -> str:
+    """A short prefix of a keyed hash: enough to follow one person through the logs,
+    never enough to find them without the key."""
+    return address_hash[:8]

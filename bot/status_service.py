@@ -20,6 +20,7 @@ from bot.admission import (
 )
 from bot.crypto import KeyRing
 from bot.lookup import LookupFailure, LookupOutcome, Throttled, ThrottleReason
+from bot.request_context import trace_id
 from bot.storage.admission_repository import AdmissionRepository
 from bot.storage.database import Database
 from registry_client import RegistryClient, RegistryError
@@ -79,7 +80,12 @@ class StatusService:
         nik_hash = self._keys.nik_hash(nik)
         admission = await self._admit(address_hash, nik_hash)
         if isinstance(admission, Throttled):
-            log.info("status look-up on %s throttled (%s)", channel, admission.reason.value)
+            log.info(
+                "status look-up on %s throttled (%s) for %s",
+                channel,
+                admission.reason.value,
+                trace_id(address_hash),
+            )
             return admission
         try:
             report = await self._registry.look_up_status(nik, name, channel, deadline=budget_s)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import Services
 from bot.settings import SettingsError, load_settings
 
 
@@ -147,3 +148,14 @@ def test_the_sandbox_command_creates_no_key_file(tmp_path: Path) -> None:
     )
     assert completed.returncode != 0  # the port is refused; what matters is what it left
     assert not (tmp_path / "var").exists()
+
+
+async def test_wired_services_never_print_a_secret(services: Services) -> None:
+    from tests.conftest import SANDBOX_TOKEN, TEST_SECRET_KEY
+
+    shown = repr(services) + str(services) + repr(services.keys) + repr(services.engine)
+    keys = services.keys
+    for hidden in (TEST_SECRET_KEY, SANDBOX_TOKEN, keys.sealing_key.hex(), keys.hashing_key.hex()):
+        assert hidden not in shown
+    assert repr(keys.sealing_key) not in shown and repr(keys.hashing_key) not in shown
+    assert "settings=Settings(" in shown and "secret_key='***'" in shown
