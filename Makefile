@@ -18,11 +18,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot handlers registry_client tests bench
 	$(BIN)/mypy
 
-# Re-extract the messages and merge them into every catalog; then translate what is new.
+# Re-extract the messages and merge them into every catalog (bot/locales/, shipped in the
+# wheel); then translate what is new.
 locales: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
-		--project bansos-bot --copyright-holder bansos-bot -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching --ignore-obsolete
+		--project bansos-bot --copyright-holder bansos-bot -o bot/locales/messages.pot .
+	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales \
+		--no-fuzzy-matching --ignore-obsolete
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,4 +1,4 @@
-"""Translators per language, loaded from the gettext catalogs under locales/.
+"""Translators per language, loaded from the gettext catalogs under bot/locales/.
 
 There is no global "current language": code that speaks to a person is handed the
 Translator for that person's language. Indonesian is the default.
@@ -20,7 +20,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
 
-LOCALES_DIR: Final = Path(__file__).resolve().parent.parent / "locales"
+# Inside the package, so that a wheel or a non-editable install carries the catalogs.
+LOCALES_DIR: Final = Path(__file__).resolve().parent / "locales"
 DOMAIN: Final = "messages"
 DEFAULT_LANGUAGE: Final = "id"
 SUPPORTED_LANGUAGES: Final = ("id", "en")
@@ -28,6 +29,10 @@ SUPPORTED_LANGUAGES: Final = ("id", "en")
 _FORMAT_LOCALES: Final = {"id": "id_ID", "en": "en_ID"}
 # Each language's own name, shown in the language picker (not translated on purpose).
 LANGUAGE_NAMES: Final = {"id": "Bahasa Indonesia", "en": "English"}
+
+
+class CatalogMissing(FileNotFoundError):
+    """A supported language has no catalog: the install is broken, not merely untranslated."""
 
 
 def N_(message: str) -> str:
@@ -78,9 +83,18 @@ def translator(language: str) -> Translator:
     )
 
 
+def load_catalogs() -> None:
+    """Read every supported catalog now: a broken install fails at start, in one line,
+    instead of at a person's first message."""
+    for language in SUPPORTED_LANGUAGES:
+        translator(language)
+
+
 def _load_catalog(language: str) -> NullTranslations:
     # Read the .po text directly: there is no compiled .mo to fall out of date.
     po_path = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not po_path.is_file():
+        raise CatalogMissing(f"no {language!r} translations at {po_path}")
     with po_path.open("rb") as handle:
         catalog = read_po(handle, locale=language)
     buffer = io.BytesIO()
