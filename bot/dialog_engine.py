@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import KeyRing, SealBroken
@@ -32,16 +33,16 @@ from bot.dialogs.model import (
     Transition,
 )
 from bot.dialogs.reply_json import reply_from_json, reply_to_json
-from bot.effects import EffectRunner
+from bot.effects import EffectRunner, Prepared
 from bot.filings import Filer
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.notifications import Notification, UnknownNotification, notification_from_json
 from bot.photo_intake import FileSource
 from bot.request_context import trace_id
+from bot.storage import conversation_store
+from bot.storage.conversation_store import ConversationRow
 from bot.storage.database import Database
-from bot.storage.models import Conversation
 from bot.storage.outbound_repository import OutboundRepository
-from bot.storage.repositories import ConversationRepository
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,29 @@ class DialogEngine:
         files: FileSource | None,
         lookup_budget_s: float | None,
     ) -> Reply:
+        try:
+            return await self._run_once(
+                channel, address, inputs, session_id, files, lookup_budget_s
+            )
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            # A connection the server dropped (no pre-ping finds it first): the unit of
+            # work rolled back, so running it again on a fresh connection is safe.
+            log.warning("database connection was dropped; trying once more")
+            return await self._run_once(
+                channel, address, inputs, session_id, files, lookup_budget_s
+            )
+
+    async def _run_once(
+        self,
+        channel: str,
+        address: str,
+        inputs: Sequence[Input],
+        session_id: str | None,
+        files: FileSource | None,
+        lookup_budget_s: float | None,
+    ) -> Reply:
         address_hash = self._keys.address_hash(channel, address)
         context = DialogContext(
             photos=files is not None,
@@ -125,23 +149,29 @@ class DialogEngine:
         )
         filer = Filer(channel=channel, address=address, address_hash=address_hash)
         turn_key = None if session_id is None else self._keys.keyed_hash("turn", session_id)
+        starts = any(inp.kind is InputKind.START for inp in inputs)
         async with self._database.transaction() as session:
-            row = await self._lock(session, channel, address_hash)
+            row, has_mail = await conversation_store.load_or_create(
+                session, self._blank(channel, address_hash), held_mail=starts
+            )
             state = self._decode(row, context)
             done = row.turn_count if turn_key is not None and row.turn_session == turn_key else 0
             pending = inputs[done:] if turn_key is not None else inputs
             if not pending:
                 return self._replay(row, state)
-            transition = await self._apply(session, state, pending, channel, address_hash, filer)
+            transition, prepared = await self._apply(
+                session, state, pending, filer, has_mail=has_mail
+            )
             if transition.state.step == FORGOTTEN_STEP:
                 # The person erased their data: not even the conversation row stays.
-                await session.delete(row)
+                await conversation_store.forget(session, channel, address_hash)
                 assert transition.reply is not None
                 return transition.reply
             self._encode(row, transition.state, waiting=transition.effect is not None)
             if turn_key is not None:
                 row.turn_session, row.turn_count = turn_key, len(inputs)
                 self._remember(row, transition.reply)
+            await conversation_store.save(session, row)
         log.debug(
             "%s %s: %d input(s), %s -> %s",
             channel,
@@ -154,7 +184,7 @@ class DialogEngine:
             assert transition.reply is not None
             return transition.reply
         return await self._resume_after(
-            transition, channel, address_hash, context, files, lookup_budget_s, turn_key
+            transition, row, prepared, files, lookup_budget_s, remember=turn_key is not None
         )
 
     async def _apply(
@@ -162,13 +192,16 @@ class DialogEngine:
         session: AsyncSession,
         state: DialogState,
         pending: Sequence[Input],
-        channel: str,
-        address_hash: str,
         filer: Filer,
-    ) -> Transition:
+        *,
+        has_mail: bool,
+    ) -> tuple[Transition, Prepared]:
         """Step through `pending` in order. Stops early at a slow effect (its outcome
         decides what comes next) and at an answer that left the step where it was (a
-        refusal: what follows was meant for a screen the person never saw)."""
+        refusal: what follows was meant for a screen the person never saw).
+
+        A slow effect's preparation (the look-up limits' admission) runs here, in the
+        step's own transaction; it may settle the outcome at once (refused by a limit)."""
         transition = Transition(state)
         for position, inp in enumerate(pending):
             more = position < len(pending) - 1
@@ -177,21 +210,24 @@ class DialogEngine:
                 and inp.kind is InputKind.TEXT
                 and router.prompt_for(state).expects is Expect.TEXT
             ):
-                return router.ambiguous_answer(state)
-            mail = await self._held_mail(session, channel, address_hash, inp)
+                return router.ambiguous_answer(state), Prepared()
+            mail = await self._held_mail(session, filer, inp) if has_mail else []
             transition = router.step(state, inp, mail)
             effect = transition.effect
             if effect is not None and effect.in_transaction:
                 outcome = await self._effects.run_in(session, effect, filer)
                 transition = router.resume(transition.state, outcome)
-            if transition.effect is not None:
-                return transition
+            elif effect is not None:
+                prepared = await self._effects.prepare_in(session, effect, filer)
+                if prepared.outcome is None:
+                    return transition, prepared
+                transition = router.resume(transition.state, prepared.outcome)
             if more and (transition.state.step, transition.state.data) == (state.step, state.data):
-                return transition
+                return transition, Prepared()
             state = transition.state
-        return transition
+        return transition, Prepared()
 
-    def _replay(self, row: Conversation, state: DialogState) -> Reply:
+    def _replay(self, row: ConversationRow, state: DialogState) -> Reply:
         """The screen last shown for this turn; while an effect runs, its waiting prompt."""
         if row.sealed_last_reply is not None and state.step == row.step:
             try:
@@ -201,7 +237,7 @@ class DialogEngine:
                 log.warning("the last reply on %s could not be read; showing the step", row.channel)
         return router.prompt_for(state)
 
-    def _remember(self, row: Conversation, reply: Reply | None) -> None:
+    def _remember(self, row: ConversationRow, reply: Reply | None) -> None:
         """Keep the reply a repeat must show again (None while an effect is under way)."""
         row.sealed_last_reply = (
             None
@@ -212,42 +248,49 @@ class DialogEngine:
     async def _resume_after(
         self,
         transition: Transition,
-        channel: str,
-        address_hash: str,
-        context: DialogContext,
+        row: ConversationRow,
+        prepared: Prepared,
         files: FileSource | None,
         lookup_budget_s: float | None,
-        turn_key: str | None,
+        *,
+        remember: bool,
     ) -> Reply:
+        """Run the slow effect, then save its outcome with one guarded UPDATE: only if the
+        row still waits at the same step (not expired, not moved on by another input)."""
         assert transition.effect is not None
         outcome = await self._effects.run_slow(
             transition.effect,
-            channel=channel,
-            address_hash=address_hash,
+            channel=row.channel,
+            address_hash=row.address_hash,
             files=files,
             lookup_budget_s=lookup_budget_s,
+            prepared=prepared,
         )
-        async with self._database.transaction() as session:
-            row = await self._lock(session, channel, address_hash)
-            state = self._decode(row, context)
-            if state.step != transition.state.step:
-                # The wait expired (or another input moved on): the outcome is stale.
-                return router.prompt_for(state)
-            resumed = router.resume(state, outcome)
-            self._encode(row, resumed.state, waiting=False)
-            if turn_key is not None and row.turn_session == turn_key:
-                self._remember(row, resumed.reply)
+        resumed = router.resume(transition.state, outcome)
         assert resumed.reply is not None
-        return resumed.reply
+        waiting_step = row.step
+        self._encode(row, resumed.state, waiting=False)
+        if remember:
+            self._remember(row, resumed.reply)
+        async with self._database.autocommit() as session:
+            if await conversation_store.save_if_at(
+                session, row, step=waiting_step, now=self._clock()
+            ):
+                return resumed.reply
+            # The wait expired (or another input moved on): the outcome is stale.
+            current = await conversation_store.load(session, row.channel, row.address_hash)
+        if current is None:
+            return router.prompt_for(router.new_state(DEFAULT_LANGUAGE))
+        return router.prompt_for(self._decode(current, transition.state.context))
 
     async def _held_mail(
-        self, session: AsyncSession, channel: str, address_hash: str, inp: Input
+        self, session: AsyncSession, filer: Filer, inp: Input
     ) -> list[Notification]:
         """Messages kept for a channel that cannot push, shown once when a session starts."""
         if inp.kind is not InputKind.START:
             return []
         rows = await OutboundRepository(session).take_held(
-            channel, address_hash, self._clock(), HELD_MESSAGES_SHOWN
+            filer.channel, filer.address_hash, self._clock(), HELD_MESSAGES_SHOWN
         )
         mail = []
         for row in rows:
@@ -257,28 +300,26 @@ class DialogEngine:
                 log.warning("a held message could not be read; skipped")
         return mail
 
-    async def _lock(self, session: AsyncSession, channel: str, address_hash: str) -> Conversation:
-        def blank() -> Conversation:
-            now = self._clock()
-            fresh = router.new_state(DEFAULT_LANGUAGE)
-            return Conversation(
-                channel=channel,
-                address_hash=address_hash,
-                language=fresh.language,
-                consent_version=None,
-                consented_at=None,
-                step=fresh.step,
-                sealed_data=None,
-                updated_at=now,
-                step_expires_at=now + self._idle_timeout,
-                turn_session=None,
-                turn_count=0,
-                sealed_last_reply=None,
-            )
+    def _blank(self, channel: str, address_hash: str) -> ConversationRow:
+        """The row of someone never seen before: asked for consent first."""
+        now = self._clock()
+        fresh = router.new_state(DEFAULT_LANGUAGE)
+        return ConversationRow(
+            channel=channel,
+            address_hash=address_hash,
+            language=fresh.language,
+            consent_version=None,
+            consented_at=None,
+            step=fresh.step,
+            sealed_data=None,
+            updated_at=now,
+            step_expires_at=now + self._idle_timeout,
+            turn_session=None,
+            turn_count=0,
+            sealed_last_reply=None,
+        )
 
-        return await ConversationRepository(session).lock(channel, address_hash, blank=blank)
-
-    def _decode(self, row: Conversation, context: DialogContext) -> DialogState:
+    def _decode(self, row: ConversationRow, context: DialogContext) -> DialogState:
         state = DialogState(
             step=row.step,
             language=row.language,
@@ -302,7 +343,7 @@ class DialogEngine:
             offered=tuple(stored["offered"]),
         )
 
-    def _encode(self, row: Conversation, state: DialogState, *, waiting: bool) -> None:
+    def _encode(self, row: ConversationRow, state: DialogState, *, waiting: bool) -> None:
         now = self._clock()
         if state.consent_version != row.consent_version:
             row.consented_at = now if state.consent_version else None
@@ -315,11 +356,11 @@ class DialogEngine:
         row.sealed_data = self._keys.seal(payload.encode(), context=self._seal_context(row))
 
     @staticmethod
-    def _seal_context(row: Conversation) -> str:
+    def _seal_context(row: ConversationRow) -> str:
         return conversation_seal_context(row.channel, row.address_hash)
 
     @staticmethod
-    def _reply_context(row: Conversation) -> str:
+    def _reply_context(row: ConversationRow) -> str:
         return last_reply_seal_context(row.channel, row.address_hash)
 
 

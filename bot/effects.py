@@ -5,6 +5,7 @@ others run inside the transaction that saves the step asking for them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,13 +26,22 @@ from bot.dialogs.model import (
 )
 from bot.filing_service import FilingService
 from bot.filings import Filer
-from bot.lookup import LookupFailure
+from bot.lookup import LookupFailure, Throttled
 from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
-from bot.status_service import StatusService
+from bot.status_service import Admission, StatusService
 from bot.subscription_service import SubscriptionService
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a slow effect's preparation in the step's transaction gave: an outcome that
+    settles it at once (refused by a limit), or a ticket its slow part carries on with."""
+
+    outcome: Outcome | None = None
+    ticket: Admission | None = None
 
 
 class EffectRunner:
@@ -57,11 +67,15 @@ class EffectRunner:
         address_hash: str,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        prepared: Prepared | None = None,
     ) -> Outcome:
         """The outcome; an unexpected failure becomes the effect's "unavailable" outcome, so
         the person is never left waiting on a step nothing will resume."""
+        ticket = None if prepared is None else prepared.ticket
         try:
-            return await self._run_slow(effect, channel, address_hash, files, lookup_budget_s)
+            return await self._run_slow(
+                effect, channel, address_hash, files, lookup_budget_s, ticket
+            )
         except Exception:
             log.exception("%s failed", type(effect).__name__)
             if isinstance(effect, ReceivePhoto):
@@ -75,7 +89,12 @@ class EffectRunner:
         address_hash: str,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        ticket: Admission | None,
     ) -> Outcome:
+        if isinstance(effect, StatusLookup) and ticket is not None:
+            return await self.status.look_up(
+                ticket, channel=channel, nik=effect.nik, name=effect.name, budget_s=lookup_budget_s
+            )
         if isinstance(effect, StatusLookup):
             return await self.status.check(
                 channel=channel,
@@ -89,6 +108,18 @@ class EffectRunner:
                 return PhotoRefused(UNAVAILABLE)
             return await self.photos.receive(files, effect.attachment)
         raise TypeError(f"{type(effect).__name__} runs inside a transaction")
+
+    async def prepare_in(self, session: AsyncSession, effect: Effect, filer: Filer) -> Prepared:
+        """The part of a slow effect that belongs in the step's transaction: a status
+        look-up is admitted by the limits there, in the same round trips as the step."""
+        if isinstance(effect, StatusLookup):
+            admission = await self.status.admit(
+                session, filer.channel, filer.address_hash, effect.nik
+            )
+            if isinstance(admission, Throttled):
+                return Prepared(outcome=admission)
+            return Prepared(ticket=admission)
+        return Prepared()
 
     async def run_in(self, session: AsyncSession, effect: Effect, filer: Filer) -> Outcome:
         if isinstance(effect, SubmitFiling):

@@ -38,6 +38,20 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own: no BEGIN and COMMIT round
+        trips on PostgreSQL. For work that needs no atomicity across its statements.
+        SQLite (embedded, no network) keeps its usual transaction."""
+        if self.is_sqlite:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self.engine.connect() as connection:
+            auto = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=auto, expire_on_commit=False) as session:
+                yield session
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -61,7 +75,10 @@ def open_database(url: str, *, echo: bool = False) -> Database:
         echo=echo,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
+        # No ping before every checkout (a round trip per transaction): connections are
+        # renewed every few minutes, and a dropped one fails one unit of work, which the
+        # dialog engine runs again once on a fresh connection.
+        pool_recycle=300,
         hide_parameters=True,
     )
     return Database(engine)

@@ -92,6 +92,8 @@ class AdmissionCounter(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     used: Mapped[int] = mapped_column(Integer)
+    # The limit the last taker asked for; the upsert compares `used` with the new one.
+    cap: Mapped[int] = mapped_column(Integer)
 
 
 class NikMatch(Base):

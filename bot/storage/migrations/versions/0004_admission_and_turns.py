@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(64), nullable=False),
         sa.Column("window_start", UtcDateTime(), nullable=False),
         sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("cap", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
             "scope", "key_hash", "window_start", name=op.f("pk_admission_counters")
         ),

@@ -1,0 +1,157 @@
+"""The conversation row on the hot path, in SQLAlchemy Core: load-or-create in one
+statement, save in one, and the guarded save that resumes a step after a slow effect.
+
+Every USSD request and Telegram update goes through here, so it skips the ORM's unit of
+work: a plain row in, a plain UPDATE out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Conversation, OutboundMessage
+
+_TABLE: Table = Conversation.__table__  # type: ignore[assignment]
+_KEY = ("channel", "address_hash")
+
+
+@dataclass(slots=True)
+class ConversationRow:
+    channel: str
+    address_hash: str
+    language: str
+    consent_version: str | None
+    consented_at: datetime | None
+    step: str
+    sealed_data: bytes | None
+    updated_at: datetime
+    step_expires_at: datetime
+    turn_session: str | None
+    turn_count: int
+    sealed_last_reply: bytes | None
+
+    def values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __repr__(self) -> str:
+        return f"ConversationRow(channel={self.channel!r}, step={self.step!r})"
+
+
+_COLUMNS = [_TABLE.c[f.name] for f in fields(ConversationRow)]
+_VALUE_COLUMNS = [c for c in _COLUMNS if c.key not in _KEY]
+
+
+def _param(column: Any) -> Any:
+    return bindparam(column.key, type_=column.type)
+
+
+def _where_key() -> Any:
+    return and_(
+        _TABLE.c.channel == bindparam("key_channel", type_=_TABLE.c.channel.type),
+        _TABLE.c.address_hash == bindparam("key_address", type_=_TABLE.c.address_hash.type),
+    )
+
+
+def _held_exists() -> Any:
+    messages = OutboundMessage.__table__
+    return (
+        exists()
+        .where(
+            messages.c.channel == bindparam("key_channel", type_=messages.c.channel.type),
+            messages.c.address_hash == bindparam("key_address", type_=messages.c.address_hash.type),
+            messages.c.state == "held",
+        )
+        .label("held_mail")
+    )
+
+
+def _load_statement(insert: Any, *, held: bool) -> Any:
+    upsert = insert(_TABLE).values({c.key: _param(c) for c in _COLUMNS})
+    returned = [*_COLUMNS, _held_exists()] if held else _COLUMNS
+    return upsert.on_conflict_do_update(
+        index_elements=list(_KEY), set_={"updated_at": _TABLE.c.updated_at}
+    ).returning(*returned)
+
+
+# Built once: constructing a statement costs more CPU than sending it.
+_LOAD = {
+    ("postgresql", False): _load_statement(postgresql_insert, held=False),
+    ("postgresql", True): _load_statement(postgresql_insert, held=True),
+    ("sqlite", False): _load_statement(sqlite_insert, held=False),
+}
+_HELD = select(_held_exists())
+_SAVE = update(_TABLE).where(_where_key()).values({c.key: _param(c) for c in _VALUE_COLUMNS})
+_SAVE_IF_AT = (
+    update(_TABLE)
+    .where(
+        _where_key(),
+        _TABLE.c.step == bindparam("expected_step", type_=_TABLE.c.step.type),
+        _TABLE.c.step_expires_at > bindparam("now", type_=_TABLE.c.step_expires_at.type),
+    )
+    .values({c.key: _param(c) for c in _VALUE_COLUMNS})
+    .returning(_TABLE.c.step)
+)
+_SELECT = select(*_COLUMNS).where(_where_key())
+_DELETE = delete(_TABLE).where(_where_key())
+
+
+def _key(channel: str, address_hash: str) -> dict[str, Any]:
+    return {"key_channel": channel, "key_address": address_hash}
+
+
+async def load_or_create(
+    session: AsyncSession, blank: ConversationRow, *, held_mail: bool = False
+) -> tuple[ConversationRow, bool]:
+    """The row (locked until the transaction ends), made from `blank` if new; and whether
+    held messages wait for this address (asked only with `held_mail`).
+
+    One statement: the upsert's DO UPDATE takes the row lock as SELECT … FOR UPDATE would,
+    so two instances serving the same chat serialise here.
+    """
+    dialect = session.get_bind().dialect.name
+    # PostgreSQL answers the held-mail question in the same round trip; SQLite, on the
+    # same machine, asks it separately.
+    in_returning = held_mail and dialect == "postgresql"
+    params = {**blank.values(), **_key(blank.channel, blank.address_hash)}
+    result = (await session.execute(_LOAD[dialect, in_returning], params)).one()
+    row = ConversationRow(*result[: len(_COLUMNS)])
+    if in_returning:
+        return row, bool(result[-1])
+    if held_mail:
+        held = await session.execute(_HELD, _key(row.channel, row.address_hash))
+        return row, bool(held.scalar_one())
+    return row, False
+
+
+async def save(session: AsyncSession, row: ConversationRow) -> None:
+    await session.execute(_SAVE, {**row.values(), **_key(row.channel, row.address_hash)})
+
+
+async def save_if_at(
+    session: AsyncSession, row: ConversationRow, *, step: str, now: datetime
+) -> bool:
+    """Save only if the stored row is still at `step` and not expired: the guarded write
+    that resumes a step after a slow effect, in one statement. False: it moved on."""
+    params = {
+        **row.values(),
+        **_key(row.channel, row.address_hash),
+        "expected_step": step,
+        "now": now,
+    }
+    return (await session.execute(_SAVE_IF_AT, params)).first() is not None
+
+
+async def load(session: AsyncSession, channel: str, address_hash: str) -> ConversationRow | None:
+    found = (await session.execute(_SELECT, _key(channel, address_hash))).first()
+    return None if found is None else ConversationRow(*found)
+
+
+async def forget(session: AsyncSession, channel: str, address_hash: str) -> None:
+    await session.execute(_DELETE, _key(channel, address_hash))
