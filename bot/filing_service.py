@@ -27,6 +27,7 @@ from bot.filings import (
     same_area,
     submission_document,
 )
+from bot.metrics import observe_filing
 from bot.storage.filing_repository import FilingRepository
 from bot.storage.models import Filing, FilingPhotoRef
 
@@ -115,6 +116,7 @@ class FilingService:
             for n, p in enumerate(draft.photos)
         ]
         filings.add(filing, photos, now)
+        observe_filing(draft.kind)
         return FilingAccepted(ticket)
 
     async def tickets(self, session: AsyncSession, filer: Filer) -> TicketList:

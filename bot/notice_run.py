@@ -30,6 +30,7 @@ from bot.dialogs.model import Reply
 from bot.dialogs.notifications import render_quarter_notice
 from bot.filer_messages import outbound_seal_context
 from bot.i18n import translator
+from bot.metrics import observe_notices
 from bot.notifications import QuarterNotice
 from bot.outbound import Delivery, DeliveryResult, OutboundPort
 from bot.storage.database import Database
@@ -278,6 +279,7 @@ class NoticeRun:
             await notices.finish(outcomes, now)
             for notice_id, wait in retry:
                 await notices.release(notice_id, now + timedelta(seconds=wait))
+        observe_notices(state for _, state in outcomes)
         for _, state in outcomes:
             summary.sent += state == SENT
             summary.held += state == HELD

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.admission import (
     GLOBAL_SHARDS,
     Counter,
@@ -20,6 +22,7 @@ from bot.admission import (
 )
 from bot.crypto import KeyRing
 from bot.lookup import LookupFailure, LookupOutcome, Throttled, ThrottleReason
+from bot.metrics import observe_lookup
 from bot.request_context import trace_id
 from bot.storage.admission_repository import AdmissionRepository
 from bot.storage.database import Database
@@ -33,15 +36,15 @@ MATCH_MEMORY = timedelta(days=90)
 
 @dataclass(frozen=True, slots=True)
 class Admission:
+    """The units a look-up took, to give back what the outcome does not spend."""
+
     taken: tuple[Counter, ...]
-    nik_failure: Counter | None  # None: an owner's address, not counted against the NIK
+    nik_failure: Counter
+    nik_hash: str
+    address_hash: str
 
-
-class _Refused(Exception):
-    """Raised inside the admission transaction so every unit taken so far rolls back."""
-
-    def __init__(self, refusal: Throttled) -> None:
-        self.refusal = refusal
+    def __repr__(self) -> str:
+        return f"Admission({len(self.taken)} units)"
 
 
 class StatusService:
@@ -72,69 +75,85 @@ class StatusService:
         name: str,
         budget_s: float | None = None,
     ) -> LookupOutcome:
-        """Look a household up, unless a limit says no.
+        """Admission in a transaction of its own, then the look-up."""
+        async with self._database.transaction() as session:
+            admission = await self.admit(session, channel, address_hash, nik)
+        if isinstance(admission, Throttled):
+            return admission
+        return await self.look_up(admission, channel=channel, nik=nik, name=name, budget_s=budget_s)
+
+    async def admit(
+        self, session: AsyncSession, channel: str, address_hash: str, nik: str
+    ) -> Admission | Throttled:
+        """Take a unit of every limit, in the caller's transaction (the dialog step's).
 
         Limits per address (one account trying many NIKs), per NIK for names that did not
-        match (many accounts guessing one NIK's name) and for the whole service.
+        match (many accounts guessing one NIK's name) and for the whole service. One
+        statement takes them all; if any was full, what was taken goes back.
         """
+        now = self._clock()
         nik_hash = self._keys.nik_hash(nik)
-        admission = await self._admit(address_hash, nik_hash)
-        if isinstance(admission, Throttled):
-            log.info(
-                "status look-up on %s throttled (%s) for %s",
-                channel,
-                admission.reason.value,
-                trace_id(address_hash),
-            )
-            return admission
+        nik_unit = nik_counter(self._limits, nik_hash, now)
+        ordered = [
+            *(
+                (unit, ThrottleReason.ADDRESS)
+                for unit in address_counters(self._limits, address_hash, now)
+            ),
+            (nik_unit, ThrottleReason.NIK),
+            (global_counter(self._limits, self._shard(), now), ThrottleReason.BUSY),
+        ]
+        counters = AdmissionRepository(session)
+        taken = await counters.take_all([u for u, _ in ordered], owner=(nik_hash, address_hash))
+        admitted = [unit for unit, _ in ordered if (unit.scope, unit.key) in taken]
+        for unit, reason in ordered:
+            if (unit.scope, unit.key) not in taken:
+                await counters.give_back_all(admitted)
+                log.info(
+                    "status look-up on %s throttled (%s) for %s",
+                    channel,
+                    reason.value,
+                    trace_id(address_hash),
+                )
+                throttled = Throttled(reason, seconds_until(unit.window_end, now))
+                observe_lookup(throttled)
+                return throttled
+        return Admission(tuple(admitted), nik_unit, nik_hash, address_hash)
+
+    async def look_up(
+        self,
+        admission: Admission,
+        *,
+        channel: str,
+        nik: str,
+        name: str,
+        budget_s: float | None = None,
+    ) -> LookupOutcome:
+        """Ask the registry; then settle the admission (outside any dialog transaction)."""
         try:
             report = await self._registry.look_up_status(nik, name, channel, deadline=budget_s)
         except RegistryError as error:
             log.warning("status look-up failed on %s: %s", channel, type(error).__name__)
             await self._settle(admission.taken)  # no answer: the person keeps their tries
+            observe_lookup(LookupFailure.UNAVAILABLE)
             return LookupFailure.UNAVAILABLE
         if report is None:
+            observe_lookup(LookupFailure.NOT_FOUND)
             return LookupFailure.NOT_FOUND  # the NIK's failure unit stays taken
-        given_back = (admission.nik_failure,) if admission.nik_failure is not None else ()
-        await self._settle(given_back, match=(nik_hash, address_hash))
+        # A match is no failure: its NIK unit goes back, and the address is remembered as
+        # one that may check this NIK even while strangers' wrong names have locked it.
+        await self._settle(
+            (admission.nik_failure,), match=(admission.nik_hash, admission.address_hash)
+        )
+        observe_lookup(report)
         return report
-
-    async def _admit(self, address_hash: str, nik_hash: str) -> Admission | Throttled:
-        now = self._clock()
-        try:
-            async with self._database.transaction() as session:
-                counters = AdmissionRepository(session)
-                taken: list[Counter] = []
-                for unit in address_counters(self._limits, address_hash, now):
-                    await self._take(counters, unit, ThrottleReason.ADDRESS, now, taken)
-                nik_failure = None
-                if not await counters.matched_before(nik_hash, address_hash):
-                    nik_failure = nik_counter(self._limits, nik_hash, now)
-                    await self._take(counters, nik_failure, ThrottleReason.NIK, now, taken)
-                ceiling = global_counter(self._limits, self._shard(), now)
-                await self._take(counters, ceiling, ThrottleReason.BUSY, now, taken)
-        except _Refused as refused:
-            return refused.refusal
-        return Admission(tuple(taken), nik_failure)
-
-    @staticmethod
-    async def _take(
-        counters: AdmissionRepository,
-        unit: Counter,
-        reason: ThrottleReason,
-        now: datetime,
-        taken: list[Counter],
-    ) -> None:
-        if not await counters.take(unit):
-            raise _Refused(Throttled(reason, seconds_until(unit.window_end, now)))
-        taken.append(unit)
 
     async def _settle(
         self, given_back: tuple[Counter, ...], match: tuple[str, str] | None = None
     ) -> None:
-        async with self._database.transaction() as session:
+        # Each statement stands alone (no BEGIN/COMMIT round trips): a give-back and a
+        # match need no atomicity between them.
+        async with self._database.autocommit() as session:
             counters = AdmissionRepository(session)
-            for unit in given_back:
-                await counters.give_back(unit)
+            await counters.give_back_all(given_back)
             if match is not None:
                 await counters.record_match(*match, self._clock())

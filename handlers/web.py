@@ -1,13 +1,17 @@
-"""The aiohttp web server: USSD callback, health check and the USSD simulator page."""
+"""The aiohttp web server: USSD callback, liveness, readiness, metrics and the USSD
+simulator page."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from aiohttp import hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot import metrics
 from bot.health import Health
 from bot.request_context import accepted_request_id, request_id_bound
 from handlers.gateway_auth import SECRET_HEADER, GatewayPolicy
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
 HEALTH = web.AppKey("health", Health)
 GATEWAY = web.AppKey("gateway", GatewayPolicy)
+METRICS = web.AppKey("metrics", metrics.MetricsPage)
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -34,16 +39,26 @@ def create_web_app(
     *,
     gateway: GatewayPolicy | None = None,
     simulator: bool = False,
+    metrics_page: metrics.MetricsPage | None = None,
 ) -> web.Application:
     """The routes; the simulator page (and its own USSD endpoint, for the browser) only
-    when asked for: it lets anyone play a phone number."""
+    when asked for: it lets anyone play a phone number. Without `metrics_page`, /metrics
+    shows the counters but not the gauges read from the database.
+
+    /healthz, /readyz and /metrics need no gateway secret. /metrics tells the outbox's
+    depth and the traffic: operators keep it off the public internet (a reverse proxy
+    that forwards /ussd alone, or an allow-list)."""
     app = web.Application(client_max_size=64 * 1024, middlewares=[request_id_middleware])
     app[USSD_SERVICE] = ussd
     app[HEALTH] = health
     app[GATEWAY] = gateway or GatewayPolicy()
+    if metrics_page is not None:
+        app[METRICS] = metrics_page
     app.router.add_post("/ussd", gateway_callback)
     app.router.add_post("/ussd/{secret}", gateway_callback)
-    app.router.add_get("/healthz", health_check)
+    app.router.add_get("/healthz", liveness)
+    app.router.add_get("/readyz", readiness)
+    app.router.add_get("/metrics", metrics_scrape)
     if simulator:
         app.router.add_get("/", simulator_page)
         app.router.add_get("/simulator", simulator_page)
@@ -60,7 +75,7 @@ async def request_id_middleware(
     phone number or the text: status and latency are enough to trace a slow or failed one."""
     request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
     started = time.perf_counter()
-    outcome: int | str = "error"
+    outcome: int | Literal["error"] = "error"
     with request_id_bound(request_id):
         try:
             response = await handler(request)
@@ -71,7 +86,9 @@ async def request_id_middleware(
             raise
         finally:
             if request.match_info.handler in _USSD_HANDLERS:
-                latency_ms = round((time.perf_counter() - started) * 1000, 1)
+                seconds = time.perf_counter() - started
+                metrics.observe_ussd_request(outcome, seconds)
+                latency_ms = round(seconds * 1000, 1)
                 log.info(
                     "ussd request done: %s in %.1f ms",
                     outcome,
@@ -116,11 +133,28 @@ async def ussd_callback(request: web.Request) -> web.Response:
 _USSD_HANDLERS = frozenset({gateway_callback, ussd_callback})
 
 
-async def health_check(request: web.Request) -> web.Response:
+async def liveness(request: web.Request) -> web.Response:
+    """The process serves HTTP; no database work, so a slow database never gets it killed."""
+    return web.json_response({"status": "ok"})
+
+
+async def readiness(request: web.Request) -> web.Response:
+    """503 when the database or the registry is down; Telegram's state is told, but USSD
+    keeps serving without it."""
     report = await request.app[HEALTH].check()
-    status = 200 if report.ok else 503
-    body = {"status": "ok" if report.ok else "degraded", "database": report.database}
-    return web.json_response(body, status=status)
+    body = {
+        "status": "ok" if report.ok else "degraded",
+        "database": report.database,
+        "registry": report.registry,
+        "telegram": report.telegram.value,
+    }
+    return web.json_response(body, status=200 if report.ok else 503)
+
+
+async def metrics_scrape(request: web.Request) -> web.Response:
+    page = request.app.get(METRICS)
+    body = metrics.exposition() if page is None else await page.exposition()
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
 
 
 async def simulator_page(request: web.Request) -> web.Response:

@@ -8,18 +8,19 @@ a value taken from a request or an answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Final, Self, cast
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, Self, TypeVar, cast
 
 import aiohttp
 
@@ -50,6 +51,48 @@ _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 # A quarter goes into a URL path: only what a quarter looks like.
 _QUARTER: Final = re.compile(r"[0-9]{4}Q[1-4]")
 _MAX_CHANGES_PAGE: Final = 1000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class RegistryObserver(Protocol):
+    """Told how long each call took and, when it failed, with which error (for metrics).
+
+    `call` is the method's name, one of a fixed few: never a value of the request.
+    """
+
+    def call_done(self, call: str, seconds: float, error: RegistryError | None) -> None: ...
+
+
+def _observed(
+    call: str,
+) -> Callable[
+    [Callable[Concatenate[RegistryClient, _P], Coroutine[Any, Any, _R]]],
+    Callable[Concatenate[RegistryClient, _P], Coroutine[Any, Any, _R]],
+]:
+    """Time a whole call, retries and validation included, for the client's observer."""
+
+    def decorate(
+        method: Callable[Concatenate[RegistryClient, _P], Coroutine[Any, Any, _R]],
+    ) -> Callable[Concatenate[RegistryClient, _P], Coroutine[Any, Any, _R]]:
+        @functools.wraps(method)
+        async def observed(client: RegistryClient, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            observer = client._observer
+            if observer is None:
+                return await method(client, *args, **kwargs)
+            started = time.monotonic()
+            try:
+                result = await method(client, *args, **kwargs)
+            except RegistryError as error:
+                observer.call_done(call, time.monotonic() - started, error)
+                raise
+            observer.call_done(call, time.monotonic() - started, None)
+            return result
+
+        return observed
+
+    return decorate
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +138,7 @@ class RegistryClient:
         retries: int = 2,
         backoff: float = 0.2,
         max_answer_bytes: int = 1_048_576,
+        observer: RegistryObserver | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
@@ -110,6 +154,7 @@ class RegistryClient:
         self._retries = retries
         self._backoff = backoff
         self._max_answer_bytes = max_answer_bytes
+        self._observer = observer
 
     async def close(self) -> None:
         """Close the HTTP session if this client created it; a shared one is left open."""
@@ -128,6 +173,17 @@ class RegistryClient:
     ) -> None:
         await self.close()
 
+    @_observed("ping")
+    async def ping(self, *, timeout: float = 2.0) -> None:  # noqa: ASYNC109
+        """Raise RegistryError unless the registry answers `GET /v1/health` with a 2xx within
+        `timeout` seconds, in one attempt: a readiness probe, which checks the token too."""
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        await self._call(
+            _Request("GET", "/v1/health", "health"), retries=0, attempt_timeout=timeout
+        )
+
+    @_observed("status_lookup")
     async def look_up_status(
         self, nik: str, name: str, channel: str, *, deadline: float | None = None
     ) -> StatusReport | None:
@@ -146,6 +202,7 @@ class RegistryClient:
         document = await self._call_json(request, deadline=deadline)
         return wire.status_report(document, request.operation)
 
+    @_observed("sample_people")
     async def sample_people(
         self, limit: int, programme: str | None = None
     ) -> list[tuple[str, str]]:
@@ -156,6 +213,7 @@ class RegistryClient:
         request = _Request("GET", "/sandbox/people", "sandbox people", params=params)
         return wire.people(await self._call_json(request), request.operation)
 
+    @_observed("submit")
     async def submit(
         self,
         submission_id: str,
@@ -190,6 +248,7 @@ class RegistryClient:
         receipt = _decode_json(answer, request.operation)
         return wire.receipt(receipt, request.operation, replayed=answer.status == 200)
 
+    @_observed("ticket_updates")
     async def ticket_updates(self, cursor: str | None, *, limit: int = 500) -> UpdatesPage:
         """Tickets whose stage changed, oldest first, read on from `cursor` (None: from the
         start); the page's next_cursor is where the next call reads on."""
@@ -201,6 +260,7 @@ class RegistryClient:
         request = _Request("GET", "/v1/participation/updates", "ticket updates", params=params)
         return wire.updates_page(await self._call_json(request), request.operation)
 
+    @_observed("ticket")
     async def ticket(self, submission_id: str) -> TicketUpdate | None:
         """The current stage of the ticket of `submission_id`; None when the registry has
         no such submission (HTTP 404 with an error document)."""
@@ -217,11 +277,13 @@ class RegistryClient:
             raise RegistryBadResponse(f"{request.operation}: answer is about another submission")
         return update
 
+    @_observed("quarters")
     async def quarters(self) -> tuple[QuarterInfo, ...]:
         """The quarters the registry has published, oldest first."""
         request = _Request("GET", "/v1/quarters", "quarters")
         return wire.quarters(await self._call_json(request), request.operation)
 
+    @_observed("quarter_changes")
     async def quarter_changes(
         self, quarter: str, cursor: str | None, *, limit: int = _MAX_CHANGES_PAGE
     ) -> ChangesPage:

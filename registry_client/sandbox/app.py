@@ -90,6 +90,7 @@ def create_sandbox_app(
         fault_rng=random.Random(rng_seed),  # noqa: S311 - fault injection, not security
     )
     app.on_shutdown.append(_wake_delayed_requests)
+    app.router.add_get("/v1/health", _health)
     app.router.add_post("/v1/status/lookup", _look_up_status)
     app.router.add_get("/sandbox/people", _sample_people)
     app.router.add_get("/sandbox/faults", _get_faults)
@@ -305,6 +306,11 @@ async def _wake_delayed_requests(app: web.Application) -> None:
 
 
 # --- handlers -----------------------------------------------------------------------------
+
+
+async def _health(request: web.Request) -> web.Response:
+    # Under /v1/: it needs the token and answers 503 while the sandbox is `down`.
+    return web.json_response({"status": "ok"})
 
 
 async def _look_up_status(request: web.Request) -> web.Response:
