@@ -117,19 +117,18 @@ class DialogEngine:
         files: FileSource | None,
         lookup_budget_s: float | None,
     ) -> Reply:
-        try:
-            return await self._run_once(
-                channel, address, inputs, session_id, files, lookup_budget_s
-            )
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            # A connection the server dropped (no pre-ping finds it first): the unit of
-            # work rolled back, so running it again on a fresh connection is safe.
-            log.warning("database connection was dropped; trying once more")
-            return await self._run_once(
-                channel, address, inputs, session_id, files, lookup_budget_s
-            )
+        for attempt in (1, 2):
+            try:
+                return await self._run_once(
+                    channel, address, inputs, session_id, files, lookup_budget_s
+                )
+            except DBAPIError as error:
+                if not error.connection_invalidated or attempt == 2:
+                    raise
+                # A connection the server dropped (no pre-ping finds it first): the unit
+                # of work rolled back, so running it again on a fresh connection is safe.
+                log.warning("database connection was dropped; trying once more")
+        raise AssertionError("unreachable")
 
     async def _run_once(
         self,

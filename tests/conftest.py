@@ -13,8 +13,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy.engine import make_url
 
 from bot.app import Services, build_services
@@ -22,6 +24,7 @@ from bot.logging_setup import quiet_library_loggers
 from bot.settings import Settings, load_settings
 from registry_client.sandbox import RunningSandbox, start_sandbox
 from tests.support import postgres
+from tests.ussd_phone import UssdPhone
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SANDBOX_TOKEN = "sandbox-test-token"
@@ -124,3 +127,23 @@ def no_personal_data_in_logs(
     leaked += [p.name for p in population.people() if p.name in logged]
     leaked += [phone for phone in TEST_PHONES if phone in logged]
     assert leaked == [], "personal data in the logs"
+
+
+@pytest.fixture
+async def ussd_url(services: Services) -> AsyncIterator[str]:
+    """POST /ussd of the web app as `serve` builds it, on a local test server."""
+    from handlers.web import create_web_app
+
+    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/ussd"))
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def phone(ussd_url: str) -> AsyncIterator[UssdPhone]:
+    """A feature phone dialling that endpoint the way Africa's Talking sends requests."""
+    async with aiohttp.ClientSession() as http:
+        yield UssdPhone(http, ussd_url)

@@ -5,30 +5,13 @@ next dial."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.app import Services
-from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.test_outbox import drain, queue, sandbox_json, worker
 from tests.ussd_phone import UssdPhone
 
 TICKET = re.compile(r"BSB-[0-9A-Z]{8}")
-
-
-@pytest.fixture
-async def phone(services: Services) -> AsyncIterator[UssdPhone]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield UssdPhone(http, str(server.make_url("/ussd")))
-    finally:
-        await server.close()
 
 
 async def english_and_consent(phone: UssdPhone) -> None:

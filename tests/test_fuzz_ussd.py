@@ -10,28 +10,15 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bot.app import Services
 from handlers.ussd import SCREEN_LIMIT
-from handlers.web import create_web_app
 from tests.test_fuzz_dialogs import names, valid_niks, weighted
 
 FUZZ_HTTP = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture
-async def ussd_url(services: Services) -> AsyncIterator[str]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("/ussd"))
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -4,18 +4,13 @@ erases too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
 from bot.app import Services
 from bot.dialogs.status import SUBSCRIBE_TO_RESULT
 from bot.storage.models import Base
-from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram
@@ -122,17 +117,6 @@ async def test_erasure_can_be_declined_and_changes_nothing(
     await person.tap("keep")
     assert "agree" not in person.buttons()
     assert await rows_mentioning(services, [services.keys.address_hash("telegram", str(CHAT))])
-
-
-@pytest.fixture
-async def phone(services: Services) -> AsyncIterator[UssdPhone]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield UssdPhone(http, str(server.make_url("/ussd")))
-    finally:
-        await server.close()
 
 
 async def test_withdrawing_consent_on_ussd_erases_and_every_screen_fits(

@@ -6,9 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from bot.admission import nik_counter
 from bot.app import Services
@@ -189,3 +192,31 @@ async def test_models_and_migrations_describe_the_same_schema(database_url: str)
     finally:
         await database.dispose()
     assert differences == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_connection_the_server_dropped_costs_no_request(
+    services: Services, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No pre-ping: a pooled connection killed by the server fails one unit of work, which
+    the engine runs again on a fresh connection."""
+    engine = engine_with_clock(services, Clock())
+    await engine.handle("telegram", "77", Input(InputKind.START))
+    url = make_url(database_url)
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database="postgres"
+    )
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            url.database,
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    reply = await engine.handle("telegram", "77", Input(InputKind.CHOICE, "agree"))
+    assert reply.text  # answered, not an error
+    assert "connection was dropped" in caplog.text  # it was the retry that answered
+    [row] = await conversation_rows(services)
+    assert row.consent_version is not None

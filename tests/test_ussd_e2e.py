@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.app import Services
-from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.ussd_phone import UssdPhone
-
-
-@pytest.fixture
-async def ussd_url(services: Services) -> AsyncIterator[str]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("/ussd"))
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-async def phone(ussd_url: str) -> AsyncIterator[UssdPhone]:
-    async with aiohttp.ClientSession() as http:
-        yield UssdPhone(http, ussd_url)
 
 
 def screen_of(answer: str) -> str:

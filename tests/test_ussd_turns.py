@@ -5,28 +5,12 @@ typed inside an answer must not pass as a second answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
 from bot.app import Services
-from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.ussd_phone import UssdPhone
-
-
-@pytest.fixture
-async def phone(services: Services) -> AsyncIterator[UssdPhone]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield UssdPhone(http, str(server.make_url("/ussd")))
-    finally:
-        await server.close()
 
 
 async def registry_checks(services: Services) -> int:
