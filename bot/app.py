@@ -9,8 +9,10 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
+from telegram.ext import Application
 
 from bot.blob_store import BlobStore
 from bot.crypto import KeyRing
@@ -18,8 +20,10 @@ from bot.dialog_engine import DialogEngine
 from bot.effects import EffectRunner
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
-from bot.health import Health
+from bot.health import Health, TelegramStatus
 from bot.housekeeping import PhotoRetention, sweep_forever
+from bot.i18n import load_catalogs
+from bot.metrics import MetricsPage, RegistryCalls
 from bot.notice_run import NoticeRun
 from bot.notice_watch import watch_quarters
 from bot.outbound import HoldForNextSession, OutboundDispatcher, OutboundPort
@@ -36,9 +40,9 @@ from bot.ticket_follower import TicketFollower
 from handlers.gateway_auth import GatewayPolicy, parse_networks
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
 from handlers.telegram import (
+    TelegramLink,
     TelegramOutbound,
     build_telegram_application,
-    start_polling,
     stop_polling,
 )
 from handlers.ussd import CHANNEL as USSD_CHANNEL
@@ -70,6 +74,9 @@ class Services:
     engine: DialogEngine
     ussd: UssdService
     health: Health
+    # Set by whoever runs the Telegram receiver; /readyz reports it.
+    telegram_status: TelegramStatus
+    metrics: MetricsPage
     keys: KeyRing
     blobs: BlobStore
     filings: FilingService
@@ -110,7 +117,7 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
         await database.dispose()
         raise
     keys = KeyRing.load(settings.secret_key, settings.sealing_keys_file)
-    registry = RegistryClient(registry_url, settings.registry_token)
+    registry = RegistryClient(registry_url, settings.registry_token, observer=RegistryCalls())
     status = StatusService(registry, database, keys, limits=settings.lookup_limits, clock=utc_now)
     blobs = BlobStore(settings.blob_dir)
     limits = PhotoLimits(max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_pixels)
@@ -154,13 +161,16 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     outbound = OutboundDispatcher(
         database, keys, {USSD_CHANNEL: HoldForNextSession()}, clock=utc_now
     )
+    telegram_status = TelegramStatus()
     return Services(
         settings=settings,
         database=database,
         registry=registry,
         engine=engine,
         ussd=ussd,
-        health=Health(database),
+        health=Health(database, registry, telegram_status),
+        telegram_status=telegram_status,
+        metrics=MetricsPage(database, utc_now),
         keys=keys,
         blobs=blobs,
         filings=filings,
@@ -200,29 +210,38 @@ async def registry_for(settings: Settings) -> AsyncIterator[str]:
 
 async def serve(settings: Settings) -> None:
     """Run web server, Telegram receiver and (by default) the sandbox until a signal."""
+    load_catalogs()  # a missing translation stops the start, not the first reader
     async with registry_for(settings) as registry_url:
         services = await build_services(settings, registry_url=registry_url)
         gateway = GatewayPolicy(
             settings.ussd_gateway_secret, parse_networks(settings.ussd_gateway_networks)
         )
         web_app = create_web_app(
-            services.ussd, services.health, gateway=gateway, simulator=settings.simulator_enabled
+            services.ussd,
+            services.health,
+            gateway=gateway,
+            simulator=settings.simulator_enabled,
+            metrics_page=services.metrics,
         )
         runner = web.AppRunner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
         telegram = None
+        connecting: asyncio.Task[None] | None = None
+        # Notice runs send through these; Telegram joins once it is up.
+        ports: dict[str, OutboundPort] = {}
         try:
             if settings.telegram_bot_token is not None:
+                link = TelegramLink(services.telegram_status)
                 telegram = build_telegram_application(
                     settings.telegram_bot_token,
                     services.engine,
                     api_base=settings.telegram_bot_api_base,
                     file_api_base=settings.telegram_file_api_base,
+                    link=link,
                 )
-                await start_polling(telegram)
-                services.outbound.add_port(TELEGRAM_CHANNEL, TelegramOutbound(telegram.bot))
+                connecting = asyncio.create_task(_run_telegram(telegram, link, services, ports))
             await _print_welcome(settings, services, site_url(settings))
             retention = PhotoRetention(
                 services.blobs, timedelta(days=settings.photo_retention_days)
@@ -232,7 +251,6 @@ async def serve(settings: Settings) -> None:
             )
             stop_workers = asyncio.Event()
             workers = asyncio.create_task(services.run_workers(stop_workers))
-            ports = {} if telegram is None else {TELEGRAM_CHANNEL: TelegramOutbound(telegram.bot)}
             notices = asyncio.create_task(
                 watch_quarters(
                     services.database,
@@ -243,16 +261,33 @@ async def serve(settings: Settings) -> None:
                 )
             )
             try:
-                await _until_stopped()
+                await _until_stopped(connecting)
             finally:
                 housekeeping.cancel()
                 stop_workers.set()
                 await asyncio.gather(workers, notices)
         finally:
+            if connecting is not None:
+                connecting.cancel()  # still trying to start: stop trying
+                await asyncio.wait([connecting])
             if telegram is not None:
                 await stop_polling(telegram)
             await runner.cleanup()
             await services.close()
+
+
+async def _run_telegram(
+    application: Application[Any, Any, Any, Any, Any, Any],
+    link: TelegramLink,
+    services: Services,
+    ports: dict[str, OutboundPort],
+) -> None:
+    """Connect, however long Telegram takes to answer; then messages nobody asked for go
+    out through it too. Until then they wait in their queues, and USSD runs regardless."""
+    await link.connect(application)
+    port = TelegramOutbound(application.bot)
+    services.outbound.add_port(TELEGRAM_CHANNEL, port)
+    ports[TELEGRAM_CHANNEL] = port
 
 
 def site_url(settings: Settings) -> str:
@@ -268,7 +303,7 @@ async def _print_welcome(settings: Settings, services: Services, url: str) -> No
     )
     lines.append(f"  {gateway.describe()}")
     lines.append(
-        "  Telegram: polling"
+        "  Telegram: on (the log says when it is up or down)"
         if settings.telegram_enabled
         else "  Telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)"
     )
@@ -280,13 +315,21 @@ async def _print_welcome(settings: Settings, services: Services, url: str) -> No
     print("\n".join(lines), flush=True)
 
 
-async def _until_stopped() -> None:
+async def _until_stopped(connecting: asyncio.Task[None] | None) -> None:
+    """Until SIGINT or SIGTERM, or until `connecting` fails: its error (Telegram refusing
+    the token) is raised. Once it has connected, only a signal ends the wait."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    signalled = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        if connecting is not None:
+            await asyncio.wait({signalled, connecting}, return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done():
+                connecting.result()
+        await signalled
     finally:
+        signalled.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -115,9 +115,11 @@ def _migrate(settings: Settings, _arguments: argparse.Namespace) -> int:
         finally:
             await database.dispose()
 
-    asyncio.run(run())
-    print("bansos-bot: database schema is up to date")
-    return 0
+    def work() -> None:
+        asyncio.run(run())
+        print("bansos-bot: database schema is up to date")
+
+    return _in_one_line_on_failure(work)
 
 
 def _sandbox(arguments: argparse.Namespace) -> int:

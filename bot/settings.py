@@ -124,7 +124,7 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the environment; raise SettingsError with a one-line reason on a bad value."""
     env = os.environ if env is None else env
-    var_dir = Path(_text(env, "BOT_VAR_DIR", "var"))
+    var_dir = _var_dir(env)
 
     return Settings(
         database_url=_database_url(env, var_dir),
@@ -150,7 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_households=_integer(env, "SANDBOX_HOUSEHOLDS", 2000, low=1, high=1_000_000),
         sandbox_seed=_integer(env, "SANDBOX_SEED", 42, low=0, high=2**31),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-        blob_dir=Path(_text(env, "BLOB_DIR", str(var_dir / "blobs"))),
+        blob_dir=_blob_dir(env, var_dir),
         photo_max_bytes=_integer(
             env, "PHOTO_MAX_BYTES", 10 * 1024 * 1024, low=100_000, high=20 * 1024 * 1024
         ),
@@ -176,6 +176,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         photo_retention_days=_integer(env, "PHOTO_RETENTION_DAYS", 30, low=1, high=3650),
         sealing_keys_file=Path(_text(env, "SEALING_KEYS_FILE", str(var_dir / "sealing-keys.json"))),
     )
+
+
+def _var_dir(env: Mapping[str, str]) -> Path:
+    """BOT_VAR_DIR, checked whenever something is kept there by default."""
+    var_dir = Path(_text(env, "BOT_VAR_DIR", "var"))
+    kept_elsewhere = ("BOT_SECRET_KEY", "DATABASE_URL", "BLOB_DIR", "SEALING_KEYS_FILE")
+    if not all(env.get(name, "").strip() for name in kept_elsewhere):
+        _check_writable_directory("BOT_VAR_DIR", var_dir)
+    return var_dir
+
+
+def _blob_dir(env: Mapping[str, str], var_dir: Path) -> Path:
+    if not env.get("BLOB_DIR", "").strip():
+        return var_dir / "blobs"
+    blob_dir = Path(_text(env, "BLOB_DIR", ""))
+    _check_writable_directory("BLOB_DIR", blob_dir)
+    return blob_dir
+
+
+def _check_writable_directory(name: str, path: Path) -> None:
+    """`path` is a directory this process can write to, or one it can create. Checked,
+    not created: whatever is kept there creates it when first needed."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == path:
+        if not path.is_dir():
+            raise SettingsError(f"{name} must be a directory, but {path} is not one")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SettingsError(f"{name} is not writable by this process: {path}")
+        return
+    if not existing.is_dir():
+        raise SettingsError(f"{name} cannot be created at {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingsError(f"{name} cannot be created at {path}: {existing} is not writable")
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -286,17 +321,26 @@ def _secret_key(env: Mapping[str, str], var_dir: Path) -> str:
 def _embedded_secret_key(var_dir: Path) -> str:
     """Create (once) and reuse a key file, so a first run needs no set-up."""
     key_file = var_dir / "secret.key"
-    if key_file.exists():
-        key = key_file.read_text(encoding="ascii").strip()
-        if len(key) >= MIN_SECRET_KEY_LENGTH:
-            log.warning("BOT_SECRET_KEY is not set: using the embedded key in %s", key_file)
-            return key
-        raise SettingsError(f"{key_file} is damaged; delete it or set BOT_SECRET_KEY")
-    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
+    try:
+        if key_file.exists():
+            key = key_file.read_text(encoding="ascii").strip()
+            if len(key) >= MIN_SECRET_KEY_LENGTH:
+                log.warning("BOT_SECRET_KEY is not set: using the embedded key in %s", key_file)
+                return key
+            raise SettingsError(f"{key_file} is damaged; delete it or set BOT_SECRET_KEY")
+        var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{key_file} is damaged; delete it or set BOT_SECRET_KEY") from None
+    except OSError as problem:
+        reason = problem.strerror or type(problem).__name__
+        raise SettingsError(
+            f"BOT_VAR_DIR: cannot keep the embedded key in {key_file} ({reason}); "
+            "fix the directory or set BOT_SECRET_KEY"
+        ) from None
     log.warning(
         "BOT_SECRET_KEY is not set: created %s. Keep it safe: without it, stored data "
         "cannot be read.",

@@ -1,16 +1,21 @@
 """Telegram adapter: an Update becomes a dialog Input; a Reply becomes a message with
 inline buttons. No flow logic lives here: python-telegram-bot receives, sends and retries.
+`TelegramLink` keeps the connection: it starts it in the background while the Bot API
+cannot be reached, so the rest of the service runs meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import random
 import time
 import warnings
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
 from telegram import (
@@ -23,8 +28,16 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -32,12 +45,15 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Attachment, Input, InputKind, Reply
 from bot.filings import Location
+from bot.health import TelegramStatus
 from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
+from bot.metrics import UpdateOutcome, observe_telegram_update
 from bot.outbound import Delivery, DeliveryResult
 from bot.photo_intake import FileTooLarge, FileUnavailable
 from bot.request_context import request_id_bound
@@ -48,6 +64,11 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 ENGINE_KEY = "dialog_engine"
 MAX_CONCURRENT_UPDATES = 64
+# A person in a chat waits longer than a USSD gateway allows, but not for ever.
+LOOKUP_BUDGET_S = 10.0
+# Starting against an unreachable Bot API: wait 1, 2, 4 ... seconds, never more than 60.
+START_RETRY_FIRST_S = 1.0
+START_RETRY_MAX_S = 60.0
 
 # The commands shown in Telegram's menu, per language: (command, description).
 COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -85,16 +106,27 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def build_telegram_application(
-    token: str, engine: DialogEngine, *, api_base: str, file_api_base: str
+    token: str,
+    engine: DialogEngine,
+    *,
+    api_base: str,
+    file_api_base: str,
+    link: TelegramLink | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    application = (
+    """The bot; with `link`, every answer to (or failure of) the long poll is reported."""
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(api_base)
         .base_file_url(file_api_base)
         .concurrent_updates(ChatOrderedUpdateProcessor(MAX_CONCURRENT_UPDATES))
-        .build()
+        # Within Telegram's limits (30 messages a second in all, 20 a minute per group);
+        # after a 429, all sending waits as asked, then tries once more.
+        .rate_limiter(AIORateLimiter(max_retries=1))
     )
+    if link is not None:
+        builder = builder.get_updates_request(_ReportingPollRequest(link))
+    application = builder.build()
     application.bot_data[ENGINE_KEY] = engine
     # New messages only: an edited message must not replay an answer already given.
     new = filters.UpdateType.MESSAGE
@@ -106,22 +138,134 @@ def build_telegram_application(
     return application
 
 
-async def start_polling(application: Application, *, poll_timeout: int = 10) -> None:  # type: ignore[type-arg]
-    """Initialise, publish the command menus, and start receiving updates."""
+async def start_polling(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    poll_timeout: int = 10,
+    on_polling_error: Callable[[TelegramError], None] | None = None,
+) -> None:
+    """Initialise, publish the command menus, and start receiving updates.
+
+    Safe to call again after a failure part-way: each step skips what is done already.
+    `on_polling_error` hears of each failed long poll once polling runs (PTB retries it).
+    """
     await application.initialize()
     await register_commands(application)
-    await application.start()
+    # Polling needs no webhook. Removed here, a failure reaches the caller; PTB's own
+    # removal below retries quietly and only runs a moment after this one succeeded.
+    await application.bot.delete_webhook()
+    if not application.running:
+        await application.start()
     assert application.updater is not None
-    await application.updater.start_polling(poll_interval=0, timeout=poll_timeout)
+    await application.updater.start_polling(
+        poll_interval=0,
+        timeout=poll_timeout,
+        bootstrap_retries=-1,
+        error_callback=on_polling_error,
+    )
 
 
 async def stop_polling(application: Application) -> None:  # type: ignore[type-arg]
-    """Stop receiving, finish the updates in hand, release the connections."""
+    """Stop receiving, finish the updates in hand, release the connections; also after
+    a start that never got through."""
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
         await application.stop()
     await application.shutdown()
+    await application.bot.shutdown()  # a start that failed in getMe left its clients open
+
+
+class TelegramLink:
+    """The connection to the Bot API. `connect` starts polling, trying again with growing
+    pauses while Telegram cannot be reached; once polling, the long poll tells whether it
+    still is. Each change between up and down is one log line and one report to `status`,
+    never a traceback: an unreachable Telegram is an outage to report, not a bug."""
+
+    def __init__(
+        self,
+        status: TelegramStatus,
+        *,
+        first_retry_s: float = START_RETRY_FIRST_S,
+        max_retry_s: float = START_RETRY_MAX_S,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._status = status
+        self._first_retry_s = first_retry_s
+        self._max_retry_s = max_retry_s
+        self._jitter = jitter
+        self._up: bool | None = None  # None: not known yet
+
+    async def connect(
+        self,
+        application: Application,  # type: ignore[type-arg]
+        *,
+        poll_timeout: int = 10,
+    ) -> None:
+        """Return once polling runs. A token Telegram refuses (InvalidToken) is raised:
+        waiting does not mend it."""
+        self._status.set_down()  # not up until polling runs; said in the log once known
+        failures = 0
+        while True:
+            try:
+                await start_polling(
+                    application, poll_timeout=poll_timeout, on_polling_error=self.went_down
+                )
+            except InvalidToken:
+                raise
+            except TelegramError as problem:
+                pause = retry_delay(
+                    failures, self._first_retry_s, self._max_retry_s, self._jitter()
+                )
+                failures += 1
+                self.went_down(problem, retry_in=pause)
+                await asyncio.sleep(pause)
+            else:
+                self.came_up()
+                return
+
+    def came_up(self) -> None:
+        if self._up is not True:
+            log.info("Telegram: up")
+        self._up = True
+        self._status.set_up()
+
+    def went_down(self, problem: TelegramError, *, retry_in: float | None = None) -> None:
+        if self._up is not False:
+            again = "retrying" if retry_in is None else f"retrying in {retry_in:.0f} s"
+            log.warning("Telegram: down (%s), %s", type(problem).__name__, again)
+        else:
+            log.debug("Telegram: still down (%s)", type(problem).__name__)
+        self._up = False
+        self._status.set_down()
+
+
+def retry_delay(failures: int, first_s: float, max_s: float, jitter: float) -> float:
+    """The pause after `failures` failures before this one: doubling from `first_s` up to
+    `max_s`, less up to a fifth (`jitter` in [0, 1)) so that many restarted processes do
+    not knock all at once."""
+    pause = min(max_s, first_s * 2.0 ** min(failures, 32))
+    return pause * (1.0 - 0.2 * jitter)
+
+
+class _ReportingPollRequest(HTTPXRequest):
+    """The long poll's connection (one, like PTB's own): an answer means Telegram is up,
+    a failure to get one that it is down. Telegram's error answers (a 409 when another
+    process polls, a 5xx) reach `TelegramLink.went_down` through PTB's error callback."""
+
+    def __init__(self, link: TelegramLink) -> None:
+        super().__init__(connection_pool_size=1)
+        self._link = link
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            status, payload = await super().do_request(*args, **kwargs)
+        except TelegramError as problem:  # NetworkError or TimedOut: no answer at all
+            self._link.went_down(problem)
+            raise
+        if status == HTTPStatus.OK:
+            self._link.came_up()
+        return status, payload
 
 
 async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
@@ -234,13 +378,15 @@ def _traced(handle: UpdateHandler) -> UpdateHandler:
     @functools.wraps(handle)
     async def traced(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         started = time.perf_counter()
-        outcome = "error"
+        outcome: UpdateOutcome = "error"
         with request_id_bound(_request_id_of(update)):
             try:
                 await handle(update, context)
                 outcome = "ok"
             finally:
-                latency_ms = round((time.perf_counter() - started) * 1000, 1)
+                seconds = time.perf_counter() - started
+                observe_telegram_update(outcome, seconds)
+                latency_ms = round(seconds * 1000, 1)
                 log.info(
                     "telegram update done: %s in %.1f ms",
                     outcome,
@@ -258,7 +404,11 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if message is None or chat is None:
         return
     reply = await _engine(context).handle(
-        CHANNEL, str(chat.id), input_from_message(message), files=TelegramFiles(context.bot)
+        CHANNEL,
+        str(chat.id),
+        input_from_message(message),
+        files=TelegramFiles(context.bot),
+        lookup_budget_s=LOOKUP_BUDGET_S,
     )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
@@ -284,6 +434,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         str(chat.id),
         Input(InputKind.CHOICE, query.data or ""),
         files=TelegramFiles(context.bot),
+        lookup_budget_s=LOOKUP_BUDGET_S,
     )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 

@@ -88,8 +88,10 @@ async def test_serve_runs_on_embedded_defaults_and_stops_cleanly(
     pairs = [line.split(maxsplit=1) for line in served.banner if line.startswith("    ")]
     assert len(pairs) == 5 and all(len(nik) == 16 for nik, _ in pairs)
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{served.url}/healthz") as health:
-            assert health.status == 200 and (await health.json())["database"] is True
+        async with http.get(f"{served.url}/healthz") as alive:
+            assert alive.status == 200
+        async with http.get(f"{served.url}/readyz") as ready:
+            assert ready.status == 200 and (await ready.json())["database"] is True
         async with http.get(f"{served.url}/simulator") as page:
             assert page.status == 200 and "text/html" in page.content_type
         phone = UssdPhone(http, f"{served.url}/ussd")
