@@ -94,81 +94,71 @@ class RoundTrips:
         return taken
 
 
-async def run(checks: int, cluster: Any) -> None:
+async def run(checks: int, cluster: Any, port: int) -> None:
     from bot.app import build_services
     from bot.settings import load_settings
     from handlers.ussd import UssdRequest
     from registry_client.sandbox.population import generate_population
 
-    port = 18000 + os.getpid() % 1000
-    sandbox = subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; raise SystemExit(main())",
-         "sandbox-registry", "--port", str(port), "--households", "2000", "--seed", "42"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {
+        "DATABASE_URL": cluster.url,
+        "BOT_SECRET_KEY": SECRET_KEY,
+        "BOT_VAR_DIR": str(cluster.folder / "var"),
+        "REGISTRY_URL": f"http://127.0.0.1:{port}",
+        "REGISTRY_TOKEN": "sandbox-token",
+        "USSD_LOOKUP_BUDGET_S": "10",
+        "LOOKUPS_SHORT_LIMIT": "100000",
+        "LOOKUPS_PER_DAY": "1000000",
+        "LOOKUPS_GLOBAL_PER_MINUTE": "10000000",
+        "LOG_LEVEL": "WARNING",
+    }
+    settings = load_settings(env)
+    await _wait_for_sandbox(port)
+    services = await build_services(settings, registry_url=env["REGISTRY_URL"])
+    people = generate_population(2000, 42).sample(checks + 50)
+    trips = RoundTrips(services.database.engine)
+    per_step: dict[str, Counter[str]] = {step: Counter() for step in STEPS}
+    cpu: dict[str, float] = dict.fromkeys(STEPS, 0.0)
     try:
-        env = {
-            "DATABASE_URL": cluster.url,
-            "BOT_SECRET_KEY": SECRET_KEY,
-            "BOT_VAR_DIR": str(cluster.folder / "var"),
-            "REGISTRY_URL": f"http://127.0.0.1:{port}",
-            "REGISTRY_TOKEN": "sandbox-token",
-            "USSD_LOOKUP_BUDGET_S": "10",
-            "LOOKUPS_SHORT_LIMIT": "100000",
-            "LOOKUPS_PER_DAY": "1000000",
-            "LOOKUPS_GLOBAL_PER_MINUTE": "10000000",
-            "LOG_LEVEL": "WARNING",
-        }
-        settings = load_settings(env)
-        await _wait_for_sandbox(port)
-        services = await build_services(settings, registry_url=env["REGISTRY_URL"])
-        people = generate_population(2000, 42).sample(checks + 50)
-        trips = RoundTrips(services.database.engine)
-        per_step: dict[str, Counter[str]] = {step: Counter() for step in STEPS}
-        cpu: dict[str, float] = dict.fromkeys(STEPS, 0.0)
-        try:
-            for n, person in enumerate(people):
-                warm = n < 50
-                answers: list[str] = []
-                session = f"bench-{n}"
-                for step, answer in zip(STEPS, ("", "1", person.nik, person.name), strict=True):
-                    if answer:
-                        answers.append(answer)
-                    request = UssdRequest(session, f"+62811{n:07d}", "*123#", tuple(answers))
-                    trips.take()
-                    started = time.process_time()
-                    screen = await services.ussd.answer(request)
-                    spent = time.process_time() - started
-                    counted = trips.take()
-                    if not warm:
-                        per_step[step] += counted
-                        cpu[step] += spent
-                assert screen.ends, screen.text
-        finally:
-            await services.close()
-        measured = len(people) - 50
-        total = 0.0
-        print(f"{measured} status checks on PostgreSQL, per request (after 50 warm-up checks):")
-        print(f"{'step':>6} {'round trips':>12} {'statements':>11} {'begin':>6} {'commit':>7} "
-              f"{'prepare':>8} {'ping':>5} {'CPU ms':>7}")  # fmt: skip
-        for step in STEPS:
-            c = per_step[step]
-            trips_per = sum(c.values()) / measured
-            total += trips_per
-            print(
-                f"{step:>6} {trips_per:12.1f} {c['statement'] / measured:11.1f} "
-                f"{c['begin'] / measured:6.1f} {(c['commit'] + c['rollback']) / measured:7.1f} "
-                f"{c['prepare'] / measured:8.1f} {c['ping'] / measured:5.1f} "
-                f"{cpu[step] / measured * 1000:7.2f}"
-            )
-        all_cpu = sum(cpu.values()) / measured / len(STEPS) * 1000
-        print(f"whole check: {total:.1f} round trips; bot CPU {all_cpu:.2f} ms per request")
-        floor = _floor_cpu_ms(people[:measured])
-        print(f"floor (parse + render with a stub engine): {floor:.3f} ms per request; "
-              f"ratio {all_cpu / floor:.1f}x")  # fmt: skip
+        for n, person in enumerate(people):
+            warm = n < 50
+            answers: list[str] = []
+            session = f"bench-{n}"
+            for step, answer in zip(STEPS, ("", "1", person.nik, person.name), strict=True):
+                if answer:
+                    answers.append(answer)
+                request = UssdRequest(session, f"+62811{n:07d}", "*123#", tuple(answers))
+                trips.take()
+                started = time.process_time()
+                screen = await services.ussd.answer(request)
+                spent = time.process_time() - started
+                counted = trips.take()
+                if not warm:
+                    per_step[step] += counted
+                    cpu[step] += spent
+            assert screen.ends, screen.text
     finally:
-        sandbox.terminate()
-        sandbox.wait()
+        await services.close()
+    measured = len(people) - 50
+    total = 0.0
+    print(f"{measured} status checks on PostgreSQL, per request (after 50 warm-up checks):")
+    print(f"{'step':>6} {'round trips':>12} {'statements':>11} {'begin':>6} {'commit':>7} "
+          f"{'prepare':>8} {'ping':>5} {'CPU ms':>7}")  # fmt: skip
+    for step in STEPS:
+        c = per_step[step]
+        trips_per = sum(c.values()) / measured
+        total += trips_per
+        print(
+            f"{step:>6} {trips_per:12.1f} {c['statement'] / measured:11.1f} "
+            f"{c['begin'] / measured:6.1f} {(c['commit'] + c['rollback']) / measured:7.1f} "
+            f"{c['prepare'] / measured:8.1f} {c['ping'] / measured:5.1f} "
+            f"{cpu[step] / measured * 1000:7.2f}"
+        )
+    all_cpu = sum(cpu.values()) / measured / len(STEPS) * 1000
+    print(f"whole check: {total:.1f} round trips; bot CPU {all_cpu:.2f} ms per request")
+    floor = _floor_cpu_ms(people[:measured])
+    print(f"floor (parse + render with a stub engine): {floor:.3f} ms per request; "
+          f"ratio {all_cpu / floor:.1f}x")  # fmt: skip
 
 
 def _floor_cpu_ms(people: list[Any]) -> float:
@@ -211,18 +201,26 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print where the CPU goes")
     arguments = parser.parse_args()
     cluster = start_cluster("bench_round_trips")
+    port = 18000 + os.getpid() % 1000
+    sandbox = subprocess.Popen(
+        [sys.executable, "-c", "from bot.cli import main; raise SystemExit(main())",
+         "sandbox-registry", "--port", str(port), "--households", "2000", "--seed", "42"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         if arguments.profile:
             import cProfile
             import pstats
 
             profiler = cProfile.Profile()
-            profiler.runcall(asyncio.run, run(arguments.checks, cluster))
+            profiler.runcall(asyncio.run, run(arguments.checks, cluster, port))
             stats = pstats.Stats(profiler).sort_stats("tottime")
             stats.print_stats(25)
         else:
-            asyncio.run(run(arguments.checks, cluster))
+            asyncio.run(run(arguments.checks, cluster, port))
     finally:
+        sandbox.terminate()
+        sandbox.wait()
         stop_cluster(cluster)
 
 
