@@ -20,6 +20,8 @@ DAY = timedelta(days=1)
 # The service-wide ceiling is split over a few counter rows, so concurrent look-ups do
 # not all queue on one row lock.
 GLOBAL_SHARDS = 8
+# The counter of names that did not match, per NIK.
+NIK_FAILURES = "nik-fail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ def address_counters(limits: LookupLimits, address_hash: str, now: datetime) -> 
 
 
 def nik_counter(limits: LookupLimits, nik_hash: str, now: datetime) -> Counter:
-    return counter("nik-fail", nik_hash, limits.name_failures_per_nik, now, DAY, _DAY_OFFSET)
+    return counter(NIK_FAILURES, nik_hash, limits.name_failures_per_nik, now, DAY, _DAY_OFFSET)
 
 
 def global_counter(limits: LookupLimits, shard: int, now: datetime) -> Counter:

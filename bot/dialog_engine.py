@@ -260,7 +260,6 @@ class DialogEngine:
         outcome = await self._effects.run_slow(
             transition.effect,
             channel=row.channel,
-            address_hash=row.address_hash,
             files=files,
             lookup_budget_s=lookup_budget_s,
             prepared=prepared,

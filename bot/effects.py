@@ -64,7 +64,6 @@ class EffectRunner:
         effect: Effect,
         *,
         channel: str,
-        address_hash: str,
         files: FileSource | None,
         lookup_budget_s: float | None,
         prepared: Prepared | None = None,
@@ -73,9 +72,7 @@ class EffectRunner:
         the person is never left waiting on a step nothing will resume."""
         ticket = None if prepared is None else prepared.ticket
         try:
-            return await self._run_slow(
-                effect, channel, address_hash, files, lookup_budget_s, ticket
-            )
+            return await self._run_slow(effect, channel, files, lookup_budget_s, ticket)
         except Exception:
             log.exception("%s failed", type(effect).__name__)
             if isinstance(effect, ReceivePhoto):
@@ -86,22 +83,15 @@ class EffectRunner:
         self,
         effect: Effect,
         channel: str,
-        address_hash: str,
         files: FileSource | None,
         lookup_budget_s: float | None,
         ticket: Admission | None,
     ) -> Outcome:
-        if isinstance(effect, StatusLookup) and ticket is not None:
+        if isinstance(effect, StatusLookup):
+            # Admitted by the limits in the step's transaction (prepare_in): never without.
+            assert ticket is not None, "a status look-up runs only once admitted"
             return await self.status.look_up(
                 ticket, channel=channel, nik=effect.nik, name=effect.name, budget_s=lookup_budget_s
-            )
-        if isinstance(effect, StatusLookup):
-            return await self.status.check(
-                channel=channel,
-                address_hash=address_hash,
-                nik=effect.nik,
-                name=effect.name,
-                budget_s=lookup_budget_s,
             )
         if isinstance(effect, ReceivePhoto):
             if files is None:  # a channel without files cannot have sent one

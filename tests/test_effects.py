@@ -18,7 +18,6 @@ async def test_a_failing_photo_fetch_becomes_unavailable_and_the_step_comes_back
     outcome = await effects.run_slow(
         ReceivePhoto(Attachment("f1", 1000, "image/jpeg")),
         channel="telegram",
-        address_hash="0" * 64,
         files=BrokenFiles(),
         lookup_budget_s=None,
     )

@@ -168,7 +168,7 @@ async def test_housekeeping_forgets_ended_windows_old_matches_and_unconsented_st
     unit = nik_counter(services.settings.lookup_limits, "a" * 64, clock.now)
     async with services.database.transaction() as session:
         admission = AdmissionRepository(session)
-        assert await admission.take(unit)
+        assert await admission.take_all([unit]) == {(unit.scope, unit.key)}
         await admission.record_match("n" * 64, "a" * 64, clock.now)
     assert await sweep(services.database, clock.now) == Swept(0, 0, 0)
     swept = await sweep(services.database, clock.now + timedelta(days=2))

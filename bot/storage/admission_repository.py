@@ -12,11 +12,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.admission import Counter
+from bot.admission import NIK_FAILURES, Counter
 from bot.storage.models import AdmissionCounter, NikMatch
 
-# The NIK counter of an address that matched the NIK before: never full for it.
-owner_scope = "nik-fail"
 _UNBOUNDED = 2**31 - 1
 
 
@@ -40,7 +38,7 @@ class AdmissionRepository:
         rows = []
         for counter in counters:
             cap: Any = counter.limit
-            if owner is not None and counter.scope == owner_scope:
+            if owner is not None and counter.scope == NIK_FAILURES:
                 matched = (
                     select(NikMatch.nik_hash)
                     .where(NikMatch.nik_hash == owner[0], NikMatch.address_hash == owner[1])
@@ -86,49 +84,6 @@ class AdmissionRepository:
             .values(used=AdmissionCounter.used - 1)
         )
 
-    async def take(self, counter: Counter) -> bool:
-        """Count one unit if the window still has room; False (nothing counted) if not.
-
-        One statement: the row lock taken by the upsert is what makes it atomic, so N
-        concurrent takers of the last unit see exactly one success.
-        """
-        table = AdmissionCounter.__table__
-        statement = (
-            self._insert(AdmissionCounter)
-            .values(
-                scope=counter.scope,
-                key_hash=counter.key,
-                window_start=counter.window_start,
-                used=1,
-                cap=counter.limit,
-            )
-            .on_conflict_do_update(
-                index_elements=["scope", "key_hash", "window_start"],
-                set_={"used": table.c.used + 1},
-                where=table.c.used < counter.limit,
-            )
-            .returning(table.c.used)
-        )
-        return (await self._session.execute(statement)).first() is not None
-
-    async def give_back(self, counter: Counter) -> None:
-        await self._session.execute(
-            update(AdmissionCounter)
-            .where(
-                AdmissionCounter.scope == counter.scope,
-                AdmissionCounter.key_hash == counter.key,
-                AdmissionCounter.window_start == counter.window_start,
-                AdmissionCounter.used > 0,
-            )
-            .values(used=AdmissionCounter.used - 1)
-        )
-
-    async def matched_before(self, nik_hash: str, address_hash: str) -> bool:
-        statement = select(NikMatch.matched_at).where(
-            NikMatch.nik_hash == nik_hash, NikMatch.address_hash == address_hash
-        )
-        return (await self._session.execute(statement)).first() is not None
-
     async def record_match(self, nik_hash: str, address_hash: str, at: datetime) -> None:
         statement = self._insert(NikMatch).values(
             nik_hash=nik_hash, address_hash=address_hash, matched_at=at
@@ -148,11 +103,4 @@ class AdmissionRepository:
 
     async def forget_matches_before(self, moment: datetime) -> int:
         result = await self._session.execute(delete(NikMatch).where(NikMatch.matched_at < moment))
-        return cast(CursorResult[Any], result).rowcount or 0
-
-    async def forget_address(self, address_hash: str) -> int:
-        """Erasure: the owner's matches of this address (counters expire on their own)."""
-        result = await self._session.execute(
-            delete(NikMatch).where(NikMatch.address_hash == address_hash)
-        )
         return cast(CursorResult[Any], result).rowcount or 0
