@@ -148,7 +148,9 @@ class DialogEngine:
         )
         filer = Filer(channel=channel, address=address, address_hash=address_hash)
         turn_key = None if session_id is None else self._keys.keyed_hash("turn", session_id)
-        starts = any(inp.kind is InputKind.START for inp in inputs)
+        # Held mail is looked for when a session starts: a USSD turn's first request (later
+        # ones carry the session's START too, already applied).
+        starts = inputs[-1].kind is InputKind.START
         async with self._database.transaction() as session:
             row, has_mail = await conversation_store.load_or_create(
                 session, self._blank(channel, address_hash), held_mail=starts
