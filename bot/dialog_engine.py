@@ -42,6 +42,7 @@ from bot.request_context import trace_id
 from bot.storage import conversation_store
 from bot.storage.conversation_store import ConversationRow
 from bot.storage.database import Database
+from bot.storage.driver_sql import ConnectionDropped
 from bot.storage.outbound_repository import OutboundRepository
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ class DialogEngine:
                 return await self._run_once(
                     channel, address, inputs, session_id, files, lookup_budget_s
                 )
-            except DBAPIError as error:
-                if not error.connection_invalidated or attempt == 2:
+            except (DBAPIError, ConnectionDropped) as error:
+                dropped = isinstance(error, ConnectionDropped) or error.connection_invalidated
+                if not dropped or attempt == 2:
                     raise
                 # A connection the server dropped (no pre-ping finds it first): the unit
                 # of work rolled back, so running it again on a fresh connection is safe.

@@ -2,7 +2,8 @@
 statement, save in one, and the guarded save that resumes a step after a slow effect.
 
 Every USSD request and Telegram update goes through here, so it skips the ORM's unit of
-work: a plain row in, a plain UPDATE out.
+work: a plain row in, a plain UPDATE out. On PostgreSQL the same statements go straight
+through asyncpg (bot/storage/driver_sql.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.driver_sql import DriverStatement, driver_in
 from bot.storage.models import Conversation, OutboundMessage
 
 _TABLE: Table = Conversation.__table__  # type: ignore[assignment]
@@ -100,6 +102,12 @@ _SAVE_IF_AT = (
 )
 _SELECT = select(*_COLUMNS).where(_where_key())
 _DELETE = delete(_TABLE).where(_where_key())
+_ON_DRIVER = {
+    "load": DriverStatement.of(_LOAD["postgresql", False]),
+    "load_held": DriverStatement.of(_LOAD["postgresql", True]),
+    "save": DriverStatement.of(_SAVE),
+    "save_if_at": DriverStatement.of(_SAVE_IF_AT),
+}
 
 
 def _key(channel: str, address_hash: str) -> dict[str, Any]:
@@ -115,11 +123,16 @@ async def load_or_create(
     One statement: the upsert's DO UPDATE takes the row lock as SELECT … FOR UPDATE would,
     so two instances serving the same chat serialise here.
     """
-    dialect = session.get_bind().dialect.name
-    # PostgreSQL answers the held-mail question in the same round trip; SQLite, on the
-    # same machine, asks it separately.
-    in_returning = held_mail and dialect == "postgresql"
     params = {**blank.values(), **_key(blank.channel, blank.address_hash)}
+    driver = await driver_in(session)
+    if driver is not None:
+        # PostgreSQL answers the held-mail question in the same round trip.
+        record = await driver.fetchrow(_ON_DRIVER["load_held" if held_mail else "load"], params)
+        assert record is not None  # an upsert with RETURNING always returns the row
+        return ConversationRow(*record[: len(_COLUMNS)]), held_mail and bool(record[-1])
+    dialect = session.get_bind().dialect.name
+    # SQLite, on the same machine, asks the held-mail question separately.
+    in_returning = held_mail and dialect == "postgresql"
     result = (await session.execute(_LOAD[dialect, in_returning], params)).one()
     row = ConversationRow(*result[: len(_COLUMNS)])
     if in_returning:
@@ -131,7 +144,12 @@ async def load_or_create(
 
 
 async def save(session: AsyncSession, row: ConversationRow) -> None:
-    await session.execute(_SAVE, {**row.values(), **_key(row.channel, row.address_hash)})
+    params = {**row.values(), **_key(row.channel, row.address_hash)}
+    driver = await driver_in(session)
+    if driver is not None:
+        await driver.execute(_ON_DRIVER["save"], params)
+        return
+    await session.execute(_SAVE, params)
 
 
 async def save_if_at(
@@ -145,6 +163,9 @@ async def save_if_at(
         "expected_step": step,
         "now": now,
     }
+    driver = await driver_in(session)
+    if driver is not None:
+        return await driver.fetchrow(_ON_DRIVER["save_if_at"], params) is not None
     return (await session.execute(_SAVE_IF_AT, params)).first() is not None
 
 

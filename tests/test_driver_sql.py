@@ -1,0 +1,94 @@
+"""The hot path's statements sent through asyncpg belong to SQLAlchemy's transaction: they
+commit and roll back with the ORM work beside them, and autocommit stays autocommit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import cast
+
+import pytest
+from sqlalchemy import Table, bindparam, func, insert, select
+
+from bot.storage.database import Database, open_database
+from bot.storage.driver_sql import DriverStatement, driver_in
+from bot.storage.migrate import upgrade_to_head
+from bot.storage.models import NikMatch
+
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+_TABLE = cast(Table, NikMatch.__table__)
+_INSERT = DriverStatement.of(
+    insert(_TABLE).values(
+        nik_hash=bindparam("nik_hash", type_=_TABLE.c.nik_hash.type),
+        address_hash="fixed-address",
+        matched_at=bindparam("matched_at", type_=_TABLE.c.matched_at.type),
+    )
+)
+AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+
+async def _ready(database_url: str) -> Database:
+    database = open_database(database_url)
+    await upgrade_to_head(database)
+    return database
+
+
+async def _count(database: Database) -> int:
+    async with database.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(_TABLE))).scalar_one())
+
+
+def test_a_compiled_statement_binds_literals_and_converts_times_to_utc() -> None:
+    wib = timezone(timedelta(hours=7))
+    arguments = _INSERT.arguments({"nik_hash": "h", "matched_at": AT.astimezone(wib)})
+    assert "h" in arguments and "fixed-address" in arguments
+    [moment] = [a for a in arguments if isinstance(a, datetime)]
+    assert moment == AT and moment.utcoffset() == timedelta(0)
+
+
+@ON_POSTGRESQL
+async def test_driver_statements_roll_back_with_the_session(database_url: str) -> None:
+    database = await _ready(database_url)
+    try:
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                driver = await driver_in(session)
+                assert driver is not None
+                await driver.execute(_INSERT, {"nik_hash": "a", "matched_at": AT})
+                # The ORM, on the same connection, sees the driver's uncommitted row.
+                seen = await session.execute(select(func.count()).select_from(_TABLE))
+                assert seen.scalar_one() == 1
+                raise RuntimeError("the step failed")
+        assert await _count(database) == 0
+        async with database.transaction() as session:
+            driver = await driver_in(session)
+            assert driver is not None
+            await driver.execute(_INSERT, {"nik_hash": "b", "matched_at": AT})
+        assert await _count(database) == 1
+    finally:
+        await database.dispose()
+
+
+@ON_POSTGRESQL
+async def test_on_an_autocommit_session_each_statement_commits(database_url: str) -> None:
+    database = await _ready(database_url)
+    try:
+        with pytest.raises(RuntimeError):
+            async with database.autocommit() as session:
+                driver = await driver_in(session)
+                assert driver is not None
+                await driver.execute(_INSERT, {"nik_hash": "c", "matched_at": AT})
+                raise RuntimeError("after the statement")
+        assert await _count(database) == 1
+    finally:
+        await database.dispose()
+
+
+async def test_sqlite_has_no_driver_path(tmp_path: Path) -> None:
+    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    try:
+        async with database.transaction() as session:
+            assert await driver_in(session) is None
+    finally:
+        await database.dispose()
