@@ -723,7 +723,9 @@ def serve_bot(profile_out: Path | None) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)  # as `bansos-bot serve` does
-    asyncio.run(_serve_bot(settings, profile_out))
+    from bot import event_loop
+
+    event_loop.run(_serve_bot(settings, profile_out))
     return 0
 
 

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import KeyRing, SealBroken
 from bot.dialogs import router
@@ -41,7 +40,7 @@ from bot.photo_intake import FileSource
 from bot.request_context import trace_id
 from bot.storage import conversation_store
 from bot.storage.conversation_store import ConversationRow
-from bot.storage.database import Database
+from bot.storage.database import Database, Unit
 from bot.storage.driver_sql import ConnectionDropped
 from bot.storage.outbound_repository import OutboundRepository
 
@@ -153,28 +152,26 @@ class DialogEngine:
         # Held mail is looked for when a session starts: a USSD turn's first request (later
         # ones carry the session's START too, already applied).
         starts = inputs[-1].kind is InputKind.START
-        async with self._database.transaction() as session:
+        async with self._database.unit() as unit:
             row, has_mail = await conversation_store.load_or_create(
-                session, self._blank(channel, address_hash), held_mail=starts
+                unit, self._blank(channel, address_hash), held_mail=starts
             )
             state = self._decode(row, context)
             done = row.turn_count if turn_key is not None and row.turn_session == turn_key else 0
             pending = inputs[done:] if turn_key is not None else inputs
             if not pending:
                 return self._replay(row, state)
-            transition, prepared = await self._apply(
-                session, state, pending, filer, has_mail=has_mail
-            )
+            transition, prepared = await self._apply(unit, state, pending, filer, has_mail=has_mail)
             if transition.state.step == FORGOTTEN_STEP:
                 # The person erased their data: not even the conversation row stays.
-                await conversation_store.forget(session, channel, address_hash)
+                await conversation_store.forget(unit, channel, address_hash)
                 assert transition.reply is not None
                 return transition.reply
             self._encode(row, transition.state, waiting=transition.effect is not None)
             if turn_key is not None:
                 row.turn_session, row.turn_count = turn_key, len(inputs)
                 self._remember(row, transition.reply)
-            await conversation_store.save(session, row)
+            await conversation_store.save(unit, row)
         log.debug(
             "%s %s: %d input(s), %s -> %s",
             channel,
@@ -192,7 +189,7 @@ class DialogEngine:
 
     async def _apply(
         self,
-        session: AsyncSession,
+        unit: Unit,
         state: DialogState,
         pending: Sequence[Input],
         filer: Filer,
@@ -214,14 +211,14 @@ class DialogEngine:
                 and router.prompt_for(state).expects is Expect.TEXT
             ):
                 return router.ambiguous_answer(state), Prepared()
-            mail = await self._held_mail(session, filer, inp) if has_mail else []
+            mail = await self._held_mail(unit, filer, inp) if has_mail else []
             transition = router.step(state, inp, mail)
             effect = transition.effect
             if effect is not None and effect.in_transaction:
-                outcome = await self._effects.run_in(session, effect, filer)
+                outcome = await self._effects.run_in(await unit.session(), effect, filer)
                 transition = router.resume(transition.state, outcome)
             elif effect is not None:
-                prepared = await self._effects.prepare_in(session, effect, filer)
+                prepared = await self._effects.prepare_in(unit, effect, filer)
                 if prepared.outcome is None:
                     return transition, prepared
                 transition = router.resume(transition.state, prepared.outcome)
@@ -274,24 +271,20 @@ class DialogEngine:
         self._encode(row, resumed.state, waiting=False)
         if remember:
             self._remember(row, resumed.reply)
-        async with self._database.autocommit() as session:
-            if await conversation_store.save_if_at(
-                session, row, step=waiting_step, now=self._clock()
-            ):
+        async with self._database.autocommit() as unit:
+            if await conversation_store.save_if_at(unit, row, step=waiting_step, now=self._clock()):
                 return resumed.reply
             # The wait expired (or another input moved on): the outcome is stale.
-            current = await conversation_store.load(session, row.channel, row.address_hash)
+            current = await conversation_store.load(unit, row.channel, row.address_hash)
         if current is None:
             return router.prompt_for(router.new_state(DEFAULT_LANGUAGE))
         return router.prompt_for(self._decode(current, transition.state.context))
 
-    async def _held_mail(
-        self, session: AsyncSession, filer: Filer, inp: Input
-    ) -> list[Notification]:
+    async def _held_mail(self, unit: Unit, filer: Filer, inp: Input) -> list[Notification]:
         """Messages kept for a channel that cannot push, shown once when a session starts."""
         if inp.kind is not InputKind.START:
             return []
-        rows = await OutboundRepository(session).take_held(
+        rows = await OutboundRepository(await unit.session()).take_held(
             filer.channel, filer.address_hash, self._clock(), HELD_MESSAGES_SHOWN
         )
         mail = []

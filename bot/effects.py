@@ -30,6 +30,7 @@ from bot.lookup import LookupFailure, Throttled
 from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
 from bot.status_service import Admission, StatusService
+from bot.storage.database import Unit
 from bot.subscription_service import SubscriptionService
 
 log = logging.getLogger(__name__)
@@ -99,13 +100,11 @@ class EffectRunner:
             return await self.photos.receive(files, effect.attachment)
         raise TypeError(f"{type(effect).__name__} runs inside a transaction")
 
-    async def prepare_in(self, session: AsyncSession, effect: Effect, filer: Filer) -> Prepared:
+    async def prepare_in(self, unit: Unit, effect: Effect, filer: Filer) -> Prepared:
         """The part of a slow effect that belongs in the step's transaction: a status
         look-up is admitted by the limits there, in the same round trips as the step."""
         if isinstance(effect, StatusLookup):
-            admission = await self.status.admit(
-                session, filer.channel, filer.address_hash, effect.nik
-            )
+            admission = await self.status.admit(unit, filer.channel, filer.address_hash, effect.nik)
             if isinstance(admission, Throttled):
                 return Prepared(outcome=admission)
             return Prepared(ticket=admission)

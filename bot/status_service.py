@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.admission import (
     GLOBAL_SHARDS,
     Counter,
@@ -25,7 +23,7 @@ from bot.lookup import LookupFailure, LookupOutcome, Throttled, ThrottleReason
 from bot.metrics import observe_lookup
 from bot.request_context import trace_id
 from bot.storage.admission_repository import AdmissionRepository
-from bot.storage.database import Database
+from bot.storage.database import Database, Unit
 from registry_client import RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
@@ -76,14 +74,14 @@ class StatusService:
         budget_s: float | None = None,
     ) -> LookupOutcome:
         """Admission in a transaction of its own, then the look-up."""
-        async with self._database.transaction() as session:
-            admission = await self.admit(session, channel, address_hash, nik)
+        async with self._database.unit() as unit:
+            admission = await self.admit(unit, channel, address_hash, nik)
         if isinstance(admission, Throttled):
             return admission
         return await self.look_up(admission, channel=channel, nik=nik, name=name, budget_s=budget_s)
 
     async def admit(
-        self, session: AsyncSession, channel: str, address_hash: str, nik: str
+        self, work: Unit, channel: str, address_hash: str, nik: str
     ) -> Admission | Throttled:
         """Take a unit of every limit, in the caller's transaction (the dialog step's).
 
@@ -102,7 +100,7 @@ class StatusService:
             (nik_unit, ThrottleReason.NIK),
             (global_counter(self._limits, self._shard(), now), ThrottleReason.BUSY),
         ]
-        counters = AdmissionRepository(session)
+        counters = AdmissionRepository(work)
         taken = await counters.take_all([u for u, _ in ordered], owner=(nik_hash, address_hash))
         admitted = [unit for unit, _ in ordered if (unit.scope, unit.key) in taken]
         for unit, reason in ordered:
@@ -152,8 +150,8 @@ class StatusService:
     ) -> None:
         # Each statement stands alone (no BEGIN/COMMIT round trips): a give-back and a
         # match need no atomicity between them.
-        async with self._database.autocommit() as session:
-            counters = AdmissionRepository(session)
+        async with self._database.autocommit() as unit:
+            counters = AdmissionRepository(unit)
             await counters.give_back_all(given_back)
             if match is not None:
                 await counters.record_match(*match, self._clock())

@@ -1,4 +1,4 @@
-"""The hot path's statements sent through asyncpg belong to SQLAlchemy's transaction: they
+"""The hot path's statements sent through asyncpg belong to the unit's transaction: they
 commit and roll back with the ORM work beside them, and autocommit stays autocommit."""
 
 from __future__ import annotations
@@ -48,37 +48,37 @@ def test_a_compiled_statement_binds_literals_and_converts_times_to_utc() -> None
 
 
 @ON_POSTGRESQL
-async def test_driver_statements_roll_back_with_the_session(database_url: str) -> None:
+async def test_driver_statements_commit_and_roll_back_with_the_unit(database_url: str) -> None:
     database = await _ready(database_url)
     try:
         with pytest.raises(RuntimeError):
-            async with database.transaction() as session:
-                driver = await driver_in(session)
-                assert driver is not None
-                await driver.execute(_INSERT, {"nik_hash": "a", "matched_at": AT})
-                # The ORM, on the same connection, sees the driver's uncommitted row.
+            async with database.unit() as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "a", "matched_at": AT})
+                # An ORM session of the unit sees the driver's uncommitted row.
+                session = await unit.session()
                 seen = await session.execute(select(func.count()).select_from(_TABLE))
                 assert seen.scalar_one() == 1
                 raise RuntimeError("the step failed")
         assert await _count(database) == 0
-        async with database.transaction() as session:
-            driver = await driver_in(session)
-            assert driver is not None
-            await driver.execute(_INSERT, {"nik_hash": "b", "matched_at": AT})
-        assert await _count(database) == 1
+        async with database.unit() as unit:
+            assert unit.driver is not None
+            await unit.driver.execute(_INSERT, {"nik_hash": "b", "matched_at": AT})
+            session = await unit.session()
+            session.add(NikMatch(nik_hash="c", address_hash="x", matched_at=AT))
+        assert await _count(database) == 2  # the driver's row and the session's, committed
     finally:
         await database.dispose()
 
 
 @ON_POSTGRESQL
-async def test_on_an_autocommit_session_each_statement_commits(database_url: str) -> None:
+async def test_on_an_autocommit_unit_each_statement_commits(database_url: str) -> None:
     database = await _ready(database_url)
     try:
         with pytest.raises(RuntimeError):
-            async with database.autocommit() as session:
-                driver = await driver_in(session)
-                assert driver is not None
-                await driver.execute(_INSERT, {"nik_hash": "c", "matched_at": AT})
+            async with database.autocommit() as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "c", "matched_at": AT})
                 raise RuntimeError("after the statement")
         assert await _count(database) == 1
     finally:
@@ -88,6 +88,8 @@ async def test_on_an_autocommit_session_each_statement_commits(database_url: str
 async def test_sqlite_has_no_driver_path(tmp_path: Path) -> None:
     database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     try:
+        async with database.unit() as unit:
+            assert unit.driver is None
         async with database.transaction() as session:
             assert await driver_in(session) is None
     finally:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admission import NIK_FAILURES, Counter
+from bot.storage.database import Unit
 from bot.storage.driver_sql import DriverStatement, driver_in
 from bot.storage.models import AdmissionCounter, NikMatch
 
@@ -120,9 +121,9 @@ def _counter_params(counters: Sequence[Counter]) -> dict[str, Any]:
 class AdmissionRepository:
     """On PostgreSQL the statements go straight through asyncpg (bot/storage/driver_sql)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        dialect = session.get_bind().dialect.name
+    def __init__(self, work: Unit | AsyncSession) -> None:
+        self._work = work
+        dialect = work.dialect_name if isinstance(work, Unit) else work.get_bind().dialect.name
         self._insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
 
     async def take_all(
@@ -157,20 +158,21 @@ class AdmissionRepository:
 
     async def _rows(self, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows it returns (none for a statement without RETURNING)."""
-        driver = await driver_in(self._session)
+        work = self._work
+        driver = work.driver if isinstance(work, Unit) else await driver_in(work)
         if driver is not None:
             return [tuple(record) for record in await driver.fetch(_on_driver(statement), params)]
-        result = await self._session.execute(statement, params)
+        result = await work.execute(statement, params)
         returns_rows = cast(CursorResult[Any], result).returns_rows
         return [tuple(row) for row in result.all()] if returns_rows else []
 
     async def forget_windows_before(self, moment: datetime) -> int:
         """Drop counters of windows that started before `moment` (all ended by now)."""
-        result = await self._session.execute(
+        result = await self._work.execute(
             delete(AdmissionCounter).where(AdmissionCounter.window_start < moment)
         )
         return cast(CursorResult[Any], result).rowcount or 0
 
     async def forget_matches_before(self, moment: datetime) -> int:
-        result = await self._session.execute(delete(NikMatch).where(NikMatch.matched_at < moment))
+        result = await self._work.execute(delete(NikMatch).where(NikMatch.matched_at < moment))
         return cast(CursorResult[Any], result).rowcount or 0

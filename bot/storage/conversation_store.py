@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.driver_sql import DriverStatement, driver_in
+from bot.storage.database import Unit
+from bot.storage.driver_sql import DriverStatement
 from bot.storage.models import Conversation, OutboundMessage
 
 _TABLE: Table = Conversation.__table__  # type: ignore[assignment]
@@ -115,7 +115,7 @@ def _key(channel: str, address_hash: str) -> dict[str, Any]:
 
 
 async def load_or_create(
-    session: AsyncSession, blank: ConversationRow, *, held_mail: bool = False
+    unit: Unit, blank: ConversationRow, *, held_mail: bool = False
 ) -> tuple[ConversationRow, bool]:
     """The row (locked until the transaction ends), made from `blank` if new; and whether
     held messages wait for this address (asked only with `held_mail`).
@@ -124,37 +124,35 @@ async def load_or_create(
     so two instances serving the same chat serialise here.
     """
     params = {**blank.values(), **_key(blank.channel, blank.address_hash)}
-    driver = await driver_in(session)
+    driver = unit.driver
     if driver is not None:
         # PostgreSQL answers the held-mail question in the same round trip.
         record = await driver.fetchrow(_ON_DRIVER["load_held" if held_mail else "load"], params)
         assert record is not None  # an upsert with RETURNING always returns the row
         return ConversationRow(*record[: len(_COLUMNS)]), held_mail and bool(record[-1])
-    dialect = session.get_bind().dialect.name
+    dialect = unit.dialect_name
     # SQLite, on the same machine, asks the held-mail question separately.
     in_returning = held_mail and dialect == "postgresql"
-    result = (await session.execute(_LOAD[dialect, in_returning], params)).one()
+    result = (await unit.execute(_LOAD[dialect, in_returning], params)).one()
     row = ConversationRow(*result[: len(_COLUMNS)])
     if in_returning:
         return row, bool(result[-1])
     if held_mail:
-        held = await session.execute(_HELD, _key(row.channel, row.address_hash))
+        held = await unit.execute(_HELD, _key(row.channel, row.address_hash))
         return row, bool(held.scalar_one())
     return row, False
 
 
-async def save(session: AsyncSession, row: ConversationRow) -> None:
+async def save(unit: Unit, row: ConversationRow) -> None:
     params = {**row.values(), **_key(row.channel, row.address_hash)}
-    driver = await driver_in(session)
+    driver = unit.driver
     if driver is not None:
         await driver.execute(_ON_DRIVER["save"], params)
         return
-    await session.execute(_SAVE, params)
+    await unit.execute(_SAVE, params)
 
 
-async def save_if_at(
-    session: AsyncSession, row: ConversationRow, *, step: str, now: datetime
-) -> bool:
+async def save_if_at(unit: Unit, row: ConversationRow, *, step: str, now: datetime) -> bool:
     """Save only if the stored row is still at `step` and not expired: the guarded write
     that resumes a step after a slow effect, in one statement. False: it moved on."""
     params = {
@@ -163,16 +161,16 @@ async def save_if_at(
         "expected_step": step,
         "now": now,
     }
-    driver = await driver_in(session)
+    driver = unit.driver
     if driver is not None:
         return await driver.fetchrow(_ON_DRIVER["save_if_at"], params) is not None
-    return (await session.execute(_SAVE_IF_AT, params)).first() is not None
+    return (await unit.execute(_SAVE_IF_AT, params)).first() is not None
 
 
-async def load(session: AsyncSession, channel: str, address_hash: str) -> ConversationRow | None:
-    found = (await session.execute(_SELECT, _key(channel, address_hash))).first()
+async def load(unit: Unit, channel: str, address_hash: str) -> ConversationRow | None:
+    found = (await unit.execute(_SELECT, _key(channel, address_hash))).first()
     return None if found is None else ConversationRow(*found)
 
 
-async def forget(session: AsyncSession, channel: str, address_hash: str) -> None:
-    await session.execute(_DELETE, _key(channel, address_hash))
+async def forget(unit: Unit, channel: str, address_hash: str) -> None:
+    await unit.execute(_DELETE, _key(channel, address_hash))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,55 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
+
+from bot.storage.driver_sql import Driver, driver_of
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Unit:
+    """One unit of work on one connection, without an ORM session unless one is asked for.
+
+    The hot path (a USSD request, a Telegram update) runs a few fixed statements: through
+    `driver` on PostgreSQL, through `execute` on SQLite. An ORM session costs more CPU to
+    open and commit than those statements do, so it is made only for the work that needs
+    one (a filing, a subscription), on the same connection and transaction."""
+
+    def __init__(self, connection: AsyncConnection, driver: Driver | None) -> None:
+        self.connection = connection
+        self.driver = driver
+        self.dialect_name: str = connection.dialect.name
+        self._session: AsyncSession | None = None
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        return await self.connection.execute(statement, params)
+
+    async def session(self) -> AsyncSession:
+        """An ORM session in this unit's transaction (made on first use)."""
+        if self._session is None:
+            self._session = AsyncSession(
+                bind=self.connection,
+                expire_on_commit=False,
+                # Joins the unit's transaction: its commit flushes, the unit commits.
+                join_transaction_mode="rollback_only",
+            )
+        return self._session
+
+    async def _finish(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+            await self._session.close()
+
+    async def _abandon(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 class Database:
@@ -39,18 +81,35 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose statements each commit on their own: no BEGIN and COMMIT round
+    async def unit(self) -> AsyncIterator[Unit]:
+        """A Unit inside BEGIN … COMMIT (ROLLBACK on any exception)."""
+        async with self.engine.connect() as connection, connection.begin():
+            unit = Unit(connection, None if self.is_sqlite else await driver_of(connection))
+            try:
+                yield unit
+            except BaseException:
+                await unit._abandon()
+                raise
+            await unit._finish()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Unit]:
+        """A Unit whose statements each commit on their own: no BEGIN and COMMIT round
         trips on PostgreSQL. For work that needs no atomicity across its statements.
         SQLite (embedded, no network) keeps its usual transaction."""
         if self.is_sqlite:
-            async with self.transaction() as session:
-                yield session
+            async with self.unit() as unit:
+                yield unit
             return
         async with self.engine.connect() as connection:
             auto = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(bind=auto, expire_on_commit=False) as session:
-                yield session
+            unit = Unit(auto, await driver_of(auto))
+            try:
+                yield unit
+            except BaseException:
+                await unit._abandon()
+                raise
+            await unit._finish()
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
