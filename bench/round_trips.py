@@ -37,7 +37,8 @@ SECRET_KEY = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0001"
 
 class RoundTrips:
     """Counts what reaches the server, by kind, between two `take()` calls: statements
-    (SQLAlchemy's cursor events), and, inside the asyncpg adapter, BEGIN (sent lazily,
+    (SQLAlchemy's cursor events, and those the hot path sends through the driver itself,
+    bot/storage/driver_sql.py), and, inside the asyncpg adapter, BEGIN (sent lazily,
     never in autocommit), COMMIT/ROLLBACK (only of a begun transaction), statement
     preparation (a cache miss) and pool pings."""
 
@@ -66,6 +67,15 @@ class RoundTrips:
 
             return wrapper
 
+        from bot.storage.driver_sql import Driver
+
+        fetch = Driver.fetch
+
+        async def counted_fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts._add("statement")
+            return await fetch(self, *args, **kwargs)
+
+        Driver.fetch = counted_fetch  # type: ignore[method-assign]
         connection_class._start_transaction = counted_start
         connection_class.commit = ended("commit", connection_class.commit)
         connection_class.rollback = ended("rollback", connection_class.rollback)
