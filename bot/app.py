@@ -31,6 +31,7 @@ from bot.outbox import OutboxWorker, RetryPolicy
 from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
+from bot.process_role import ALONE, ProcessRole, report_ready
 from bot.settings import Settings
 from bot.status_service import StatusService
 from bot.storage.database import Database, open_database
@@ -43,8 +44,9 @@ from handlers.telegram import (
     TelegramLink,
     TelegramOutbound,
     build_telegram_application,
-    stop_polling,
+    stop_application,
 )
+from handlers.telegram_webhook import TelegramWebhook, webhook_url
 from handlers.ussd import CHANNEL as USSD_CHANNEL
 from handlers.ussd import UssdService
 from handlers.web import create_web_app
@@ -112,7 +114,7 @@ class Services:
 async def build_services(settings: Settings, *, registry_url: str) -> Services:
     database = open_database(settings.database_url)
     try:
-        await _prepare_schema(database, settings)
+        await prepare_schema(database, settings)
     except BaseException:
         await database.dispose()
         raise
@@ -181,7 +183,7 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
     )
 
 
-async def _prepare_schema(database: Database, settings: Settings) -> None:
+async def prepare_schema(database: Database, settings: Settings) -> None:
     # The embedded SQLite default migrates itself so a first run needs nothing; a shared
     # PostgreSQL is migrated on purpose, by `bansos-bot migrate`, once per release.
     if database.is_sqlite:
@@ -191,10 +193,16 @@ async def _prepare_schema(database: Database, settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def registry_for(settings: Settings) -> AsyncIterator[str]:
-    """The registry's URL: the configured one, or an in-process sandbox for the defaults."""
+async def registry_for(
+    settings: Settings, shared_sandbox_url: str | None = None
+) -> AsyncIterator[str]:
+    """The registry's URL: the configured one, the sandbox a group of workers shares, or
+    an in-process sandbox for the defaults."""
     if settings.registry_url is not None:
         yield settings.registry_url
+        return
+    if shared_sandbox_url is not None:
+        yield shared_sandbox_url
         return
     sandbox = await start_sandbox(
         households=settings.sandbox_households,
@@ -208,72 +216,104 @@ async def registry_for(settings: Settings) -> AsyncIterator[str]:
         await sandbox.stop()
 
 
-async def serve(settings: Settings) -> None:
-    """Run web server, Telegram receiver and (by default) the sandbox until a signal."""
+async def serve(settings: Settings, role: ProcessRole = ALONE) -> None:
+    """Run web server, Telegram receiver and (by default) the sandbox until a signal; as
+    one worker of a group (`role`), share the port and leave the singletons to the primary."""
     load_catalogs()  # a missing translation stops the start, not the first reader
-    async with registry_for(settings) as registry_url:
+    async with registry_for(settings, role.sandbox_url) as registry_url:
         services = await build_services(settings, registry_url=registry_url)
         gateway = GatewayPolicy(
             settings.ussd_gateway_secret, parse_networks(settings.ussd_gateway_networks)
         )
+        link = TelegramLink(services.telegram_status)
+        telegram = None
+        # Telegram serves updates to one poller at a time: in a group, the primary polls.
+        if settings.telegram_bot_token is not None and (
+            role.is_primary or settings.telegram_webhook
+        ):
+            telegram = build_telegram_application(
+                settings.telegram_bot_token,
+                services.engine,
+                api_base=settings.telegram_bot_api_base,
+                file_api_base=settings.telegram_file_api_base,
+                link=link,
+                webhook=settings.telegram_webhook,
+            )
         web_app = create_web_app(
             services.ussd,
             services.health,
             gateway=gateway,
             simulator=settings.simulator_enabled,
             metrics_page=services.metrics,
+            telegram_webhook=(
+                TelegramWebhook(telegram, settings.telegram_webhook_secret_token)
+                if telegram is not None and settings.telegram_webhook
+                else None
+            ),
         )
         runner = web.AppRunner(web_app)
         await runner.setup()
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=role.in_group)
         await site.start()
-        telegram = None
         connecting: asyncio.Task[None] | None = None
         # Notice runs send through these; Telegram joins once it is up.
         ports: dict[str, OutboundPort] = {}
         try:
-            if settings.telegram_bot_token is not None:
-                link = TelegramLink(services.telegram_status)
-                telegram = build_telegram_application(
-                    settings.telegram_bot_token,
-                    services.engine,
-                    api_base=settings.telegram_bot_api_base,
-                    file_api_base=settings.telegram_file_api_base,
-                    link=link,
-                )
+            if telegram is not None:
                 connecting = asyncio.create_task(_run_telegram(telegram, link, services, ports))
-            await _print_welcome(settings, services, site_url(settings))
-            retention = PhotoRetention(
-                services.blobs, timedelta(days=settings.photo_retention_days)
-            )
-            housekeeping = asyncio.create_task(
-                sweep_forever(services.database, utc_now, photos=retention)
-            )
+            if role.in_group:
+                report_ready()  # the supervisor prints the welcome, once for the group
+            else:
+                await print_welcome(settings, services.registry, site_url(settings))
             stop_workers = asyncio.Event()
-            workers = asyncio.create_task(services.run_workers(stop_workers))
-            notices = asyncio.create_task(
-                watch_quarters(
-                    services.database,
-                    services.registry,
-                    lambda: services.notice_run(ports),
-                    interval_s=settings.notice_poll_minutes * 60.0,
-                    stop=stop_workers,
-                )
+            # Once per group, in the primary: on SQLite one process must do it, and on
+            # PostgreSQL the workers' leases would only share it out.
+            background = (
+                asyncio.create_task(_run_background(services, ports, stop_workers))
+                if role.is_primary
+                else None
             )
             try:
                 await _until_stopped(connecting)
             finally:
-                housekeeping.cancel()
                 stop_workers.set()
-                await asyncio.gather(workers, notices)
+                if background is not None:
+                    await background
         finally:
             if connecting is not None:
                 connecting.cancel()  # still trying to start: stop trying
                 await asyncio.wait([connecting])
-            if telegram is not None:
-                await stop_polling(telegram)
+            # A graceful stop, in this order: the web server stops listening and finishes
+            # the requests in hand (a webhook call has queued its update by then); the bot
+            # stops polling and handles every update queued or in hand, replies included;
+            # then the database closes.
             await runner.cleanup()
+            if telegram is not None:
+                await stop_application(telegram)
             await services.close()
+
+
+async def _run_background(
+    services: Services, ports: Mapping[str, OutboundPort], stop: asyncio.Event
+) -> None:
+    """Housekeeping sweeps, the outbox, the ticket follower, outbound messages and the
+    quarterly-notice watcher, until `stop` is set."""
+    settings = services.settings
+    retention = PhotoRetention(services.blobs, timedelta(days=settings.photo_retention_days))
+    housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now, photos=retention))
+    try:
+        await asyncio.gather(
+            services.run_workers(stop),
+            watch_quarters(
+                services.database,
+                services.registry,
+                lambda: services.notice_run(ports),
+                interval_s=settings.notice_poll_minutes * 60.0,
+                stop=stop,
+            ),
+        )
+    finally:
+        housekeeping.cancel()
 
 
 async def _run_telegram(
@@ -282,9 +322,18 @@ async def _run_telegram(
     services: Services,
     ports: dict[str, OutboundPort],
 ) -> None:
-    """Connect, however long Telegram takes to answer; then messages nobody asked for go
-    out through it too. Until then they wait in their queues, and USSD runs regardless."""
-    await link.connect(application)
+    """Connect (poll, or set the webhook when PUBLIC_URL is set), however long Telegram
+    takes to answer; then messages nobody asked for go out through it too. Until then they
+    wait in their queues, and USSD runs regardless."""
+    settings = services.settings
+    if settings.public_url is not None:
+        await link.connect_webhook(
+            application,
+            url=webhook_url(settings.public_url),
+            secret_token=settings.telegram_webhook_secret_token,
+        )
+    else:
+        await link.connect(application)
     port = TelegramOutbound(application.bot)
     services.outbound.add_port(TELEGRAM_CHANNEL, port)
     ports[TELEGRAM_CHANNEL] = port
@@ -294,22 +343,31 @@ def site_url(settings: Settings) -> str:
     return f"http://{settings.http_host}:{settings.http_port}"
 
 
-async def _print_welcome(settings: Settings, services: Services, url: str) -> None:
-    lines = [f"bansos-bot is serving on {url}"]
+async def print_welcome(
+    settings: Settings, registry: RegistryClient, url: str, *, workers: int = 1
+) -> None:
+    """What the operator sees once the service serves: printed by `serve`, or by the
+    supervisor of a group once all its workers serve."""
+    group = f" with {workers} worker processes" if workers > 1 else ""
+    lines = [f"bansos-bot is serving on {url}{group}"]
     if settings.simulator_enabled:
         lines.append(f"  USSD simulator: {url}/simulator")
     gateway = GatewayPolicy(
         settings.ussd_gateway_secret, parse_networks(settings.ussd_gateway_networks)
     )
     lines.append(f"  {gateway.describe()}")
-    lines.append(
-        "  Telegram: on (the log says when it is up or down)"
-        if settings.telegram_enabled
-        else "  Telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)"
-    )
+    if not settings.telegram_enabled:
+        lines.append("  Telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
+    elif settings.public_url is not None:
+        lines.append(
+            f"  Telegram: on, webhook at {webhook_url(settings.public_url)} "
+            "(the log says when it is up or down)"
+        )
+    else:
+        lines.append("  Telegram: on (the log says when it is up or down)")
     if settings.uses_sandbox:
         # Synthetic people of the sandbox registry, never real ones.
-        pairs = await services.registry.sample_people(SAMPLE_PAIRS_SHOWN)
+        pairs = await registry.sample_people(SAMPLE_PAIRS_SHOWN)
         lines.append("  Sandbox registry: try these NIK + name pairs")
         lines += [f"    {nik}  {name}" for nik, name in pairs]
     print("\n".join(lines), flush=True)

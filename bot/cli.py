@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
 
 from bot.key_store import KeyFileBroken
 from bot.logging_setup import configure_logging
@@ -47,7 +48,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Citizen service for DTSEN: social-aid status on Telegram and USSD.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the web server, the Telegram bot and the sandbox")
+    serve = commands.add_parser(
+        "serve", help="run the web server, the Telegram bot and the sandbox"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serve with N processes on one port (Linux; default 1)",
+    )
+    # Given by `serve --workers N` to each of its workers alone.
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--sandbox-url", default=None, help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="bring the database schema up to date")
     outbox = commands.add_parser(
         "outbox", help="deliver filings to the registry and follow their tickets (alone)"
@@ -82,26 +95,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings, _arguments: argparse.Namespace) -> int:
+def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.app import serve
+    from bot.process_role import ProcessRole, stop_when_orphaned
+
+    if arguments.worker_index is not None:
+        # One worker of a group: its supervisor reads stdout, and prints the line itself.
+        stop_when_orphaned()
+        role = ProcessRole(arguments.worker_index, arguments.workers, arguments.sandbox_url)
+        return _serve_until_stopped(lambda: serve(settings, role), complaints=sys.stdout)
+    if arguments.workers > 1:
+        from bot.process_group import run_group
+
+        if not sys.platform.startswith("linux"):
+            # Elsewhere SO_REUSEPORT gives every connection to one of the processes.
+            print("bansos-bot: --workers needs Linux; run one process", file=sys.stderr)
+            return 2
+        if settings.http_port == 0:
+            print("bansos-bot: --workers needs a fixed HTTP_PORT, not 0", file=sys.stderr)
+            return 2
+        return _serve_until_stopped(lambda: run_group(settings, arguments.workers))
+    return _serve_until_stopped(lambda: serve(settings))
+
+
+def _serve_until_stopped(
+    run: Callable[[], Coroutine[Any, Any, int | None]], *, complaints: TextIO | None = None
+) -> int:
+    """Serve until a signal; a start that fails is one line on `complaints` (stderr)."""
     from sqlalchemy.exc import DBAPIError
     from telegram.error import InvalidToken
 
-    from bot.app import SchemaOutOfDate, serve
+    from bot import event_loop
+    from bot.app import SchemaOutOfDate
 
+    complaints = complaints or sys.stderr
     try:
-        asyncio.run(serve(settings))
-    except SchemaOutOfDate as problem:
-        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return event_loop.run(run()) or 0
+    except (SchemaOutOfDate, KeyFileBroken) as problem:
+        print(f"bansos-bot: {problem}", file=complaints, flush=True)
         return 2
     except InvalidToken:
-        print("bansos-bot: Telegram refused TELEGRAM_BOT_TOKEN (invalid token)", file=sys.stderr)
+        print(
+            "bansos-bot: Telegram refused TELEGRAM_BOT_TOKEN (invalid token)",
+            file=complaints,
+            flush=True,
+        )
         return 2
     except (OSError, DBAPIError) as problem:
         # A port in use or a database that does not answer: say which, in one line.
         first_line = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
-        print(f"bansos-bot: cannot start: {first_line}", file=sys.stderr)
+        print(f"bansos-bot: cannot start: {first_line}", file=complaints, flush=True)
         return 1
-    return 0
 
 
 def _migrate(settings: Settings, _arguments: argparse.Namespace) -> int:
@@ -158,6 +202,14 @@ def _outbox(settings: Settings, arguments: argparse.Namespace) -> int:
             asyncio.run(run_outbox(settings))
 
     return _in_one_line_on_failure(work)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            "the number of worker processes is a whole number, 1 or more"
+        )
+    return int(text)
 
 
 def _port(text: str) -> int:

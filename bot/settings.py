@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +25,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 MIN_SECRET_KEY_LENGTH = 32
 MIN_GATEWAY_SECRET_LENGTH = 16
+MIN_WEBHOOK_SECRET_LENGTH = 16
+# What Telegram accepts as a webhook's secret_token.
+_WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# The ports Telegram's own Bot API calls webhooks on.
+TELEGRAM_WEBHOOK_PORTS = (443, 80, 88, 8443)
 SANDBOX_REGISTRY_TOKEN = "sandbox-token"  # noqa: S105 - public on purpose, sandbox only
 SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -69,6 +78,8 @@ class Settings:
     log_format: str  # text or json
     photo_retention_days: int
     sealing_keys_file: Path
+    public_url: str | None  # set: Telegram calls the webhook instead of being polled
+    telegram_webhook_secret: str | None  # None: derived from secret_key
 
     def __repr__(self) -> str:
         # Settings end up in reprs of whatever holds them: never print a secret.
@@ -78,6 +89,7 @@ class Settings:
             "telegram_bot_token": None if self.telegram_bot_token is None else "***",
             "secret_key": "***",
             "ussd_gateway_secret": None if self.ussd_gateway_secret is None else "***",
+            "telegram_webhook_secret": None if self.telegram_webhook_secret is None else "***",
         }
         shown = ", ".join(
             f"{name}={secrets_shown.get(name, getattr(self, name))!r}"
@@ -112,6 +124,20 @@ class Settings:
         return self.telegram_bot_token is not None
 
     @property
+    def telegram_webhook(self) -> bool:
+        """Telegram calls the web server (webhook mode) instead of being polled."""
+        return self.telegram_enabled and self.public_url is not None
+
+    @property
+    def telegram_webhook_secret_token(self) -> str:
+        """What Telegram sends with each webhook call: TELEGRAM_WEBHOOK_SECRET, or one
+        derived from BOT_SECRET_KEY, so that every instance sharing the key agrees."""
+        if self.telegram_webhook_secret is not None:
+            return self.telegram_webhook_secret
+        label = b"bansos-bot telegram webhook secret"
+        return hmac.new(self.secret_key.encode("utf-8"), label, hashlib.sha256).hexdigest()
+
+    @property
     def telegram_bot_api_base(self) -> str:
         """`base_url` for python-telegram-bot; it appends the token itself."""
         return f"{self.telegram_api_url}/bot"
@@ -125,13 +151,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the environment; raise SettingsError with a one-line reason on a bad value."""
     env = os.environ if env is None else env
     var_dir = _var_dir(env)
+    telegram_api_url = _http_url(env, "TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL)
 
     return Settings(
         database_url=_database_url(env, var_dir),
         registry_url=_optional_http_url(env, "REGISTRY_URL"),
         registry_token=_registry_token(env),
         telegram_bot_token=_telegram_token(env),
-        telegram_api_url=_http_url(env, "TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
+        telegram_api_url=telegram_api_url,
         http_host=_text(env, "HTTP_HOST", "127.0.0.1"),
         http_port=_integer(env, "HTTP_PORT", 8080, low=0, high=65535),
         secret_key=_secret_key(env, var_dir),
@@ -175,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "LOG_FORMAT", "TEXT", ("TEXT", "JSON")).lower(),
         photo_retention_days=_integer(env, "PHOTO_RETENTION_DAYS", 30, low=1, high=3650),
         sealing_keys_file=Path(_text(env, "SEALING_KEYS_FILE", str(var_dir / "sealing-keys.json"))),
+        public_url=_public_url(env, official_bot_api=telegram_api_url == DEFAULT_TELEGRAM_API_URL),
+        telegram_webhook_secret=_webhook_secret(env),
     )
 
 
@@ -379,4 +408,49 @@ def _networks(env: Mapping[str, str]) -> str:
         parse_networks(raw)
     except BadNetwork as problem:
         raise SettingsError(f"USSD_GATEWAY_NETWORKS: not a network: {problem}") from None
+    return raw
+
+
+def _public_url(env: Mapping[str, str], *, official_bot_api: bool) -> str | None:
+    """PUBLIC_URL: the https origin (and path prefix, if any) the service is reached at.
+    Plain http only on a loopback host, for a proxy or a test on the same machine."""
+    raw = env.get("PUBLIC_URL", "").strip()
+    if not raw:
+        return None
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise SettingsError(f"PUBLIC_URL is not a URL: {raw!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise SettingsError(f"PUBLIC_URL must be an https URL with a host, got {raw!r}")
+    if "?" in raw or "#" in raw or url.user is not None:
+        raise SettingsError("PUBLIC_URL must not have a query, a fragment or credentials")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise SettingsError(f"PUBLIC_URL must use https (http only for loopback), got {raw!r}")
+    # Telegram's own servers call webhooks on these ports alone; a self-hosted Bot API
+    # server calls any port.
+    if official_bot_api and url.scheme == "https" and url.port not in TELEGRAM_WEBHOOK_PORTS:
+        ports = ", ".join(map(str, TELEGRAM_WEBHOOK_PORTS))
+        raise SettingsError(f"PUBLIC_URL: Telegram calls webhooks on ports {ports} only")
+    return raw.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _webhook_secret(env: Mapping[str, str]) -> str | None:
+    raw = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
+    if not raw:
+        return None
+    if len(raw) < MIN_WEBHOOK_SECRET_LENGTH or not _WEBHOOK_SECRET_RE.fullmatch(raw):
+        raise SettingsError(
+            f"TELEGRAM_WEBHOOK_SECRET must be {MIN_WEBHOOK_SECRET_LENGTH} to 256 characters "
+            "of A-Z, a-z, 0-9, _ and -"
+        )
     return raw

@@ -1,7 +1,8 @@
 """Telegram adapter: an Update becomes a dialog Input; a Reply becomes a message with
 inline buttons. No flow logic lives here: python-telegram-bot receives, sends and retries.
 `TelegramLink` keeps the connection: it starts it in the background while the Bot API
-cannot be reached, so the rest of the service runs meanwhile.
+cannot be reached, so the rest of the service runs meanwhile. Updates arrive by long
+polling, or in webhook mode through the web server (handlers/telegram_webhook.py).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ LOOKUP_BUDGET_S = 10.0
 # Starting against an unreachable Bot API: wait 1, 2, 4 ... seconds, never more than 60.
 START_RETRY_FIRST_S = 1.0
 START_RETRY_MAX_S = 60.0
+# The kinds of update the handlers below take; Telegram sends no others.
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+# Telegram's own default: how many webhook calls it makes at once.
+WEBHOOK_MAX_CONNECTIONS = 40
 
 # The commands shown in Telegram's menu, per language: (command, description).
 COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -112,8 +117,11 @@ def build_telegram_application(
     api_base: str,
     file_api_base: str,
     link: TelegramLink | None = None,
+    webhook: bool = False,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot; with `link`, every answer to (or failure of) the long poll is reported."""
+    """The bot; with `link`, every answer to (or failure of) the long poll is reported.
+    With `webhook`, there is no long poll: the web server puts what Telegram sends on the
+    application's update queue."""
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -124,7 +132,9 @@ def build_telegram_application(
         # after a 429, all sending waits as asked, then tries once more.
         .rate_limiter(AIORateLimiter(max_retries=1))
     )
-    if link is not None:
+    if webhook:
+        builder = builder.updater(None)
+    elif link is not None:
         builder = builder.get_updates_request(_ReportingPollRequest(link))
     application = builder.build()
     application.bot_data[ENGINE_KEY] = engine
@@ -161,13 +171,39 @@ async def start_polling(
         poll_interval=0,
         timeout=poll_timeout,
         bootstrap_retries=-1,
+        allowed_updates=ALLOWED_UPDATES,
         error_callback=on_polling_error,
     )
 
 
-async def stop_polling(application: Application) -> None:  # type: ignore[type-arg]
-    """Stop receiving, finish the updates in hand, release the connections; also after
-    a start that never got through."""
+async def start_webhook(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    url: str,
+    secret_token: str,
+) -> None:
+    """Initialise, start handling what the web server receives, publish the command menus,
+    and ask Telegram to send updates to `url` with `secret_token`.
+
+    Safe to call again after a failure part-way. The application runs before Telegram is
+    told where to call, so no call finds it unready. Instances sharing a URL and a secret
+    may all call this: each sets the same webhook. None removes it when it stops, since
+    the others still receive through it."""
+    await application.initialize()
+    if not application.running:
+        await application.start()
+    await register_commands(application)
+    await application.bot.set_webhook(
+        url=url,
+        secret_token=secret_token,
+        allowed_updates=ALLOWED_UPDATES,
+        max_connections=WEBHOOK_MAX_CONNECTIONS,
+    )
+
+
+async def stop_application(application: Application) -> None:  # type: ignore[type-arg]
+    """Stop polling (if it polls), finish the updates in hand, release the connections;
+    also after a start that never got through."""
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
@@ -177,10 +213,11 @@ async def stop_polling(application: Application) -> None:  # type: ignore[type-a
 
 
 class TelegramLink:
-    """The connection to the Bot API. `connect` starts polling, trying again with growing
-    pauses while Telegram cannot be reached; once polling, the long poll tells whether it
-    still is. Each change between up and down is one log line and one report to `status`,
-    never a traceback: an unreachable Telegram is an outage to report, not a bug."""
+    """The connection to the Bot API. `connect` starts polling (`connect_webhook` sets the
+    webhook), trying again with growing pauses while Telegram cannot be reached; once
+    polling, the long poll tells whether it still is. Each change between up and down is
+    one log line and one report to `status`, never a traceback: an unreachable Telegram
+    is an outage to report, not a bug."""
 
     def __init__(
         self,
@@ -204,13 +241,31 @@ class TelegramLink:
     ) -> None:
         """Return once polling runs. A token Telegram refuses (InvalidToken) is raised:
         waiting does not mend it."""
-        self._status.set_down()  # not up until polling runs; said in the log once known
+        await self._keep_trying(
+            lambda: start_polling(
+                application, poll_timeout=poll_timeout, on_polling_error=self.went_down
+            )
+        )
+
+    async def connect_webhook(
+        self,
+        application: Application,  # type: ignore[type-arg]
+        *,
+        url: str,
+        secret_token: str,
+    ) -> None:
+        """Return once Telegram has taken the webhook; up from then on (nothing polls to
+        tell otherwise). InvalidToken is raised, as by `connect`."""
+        await self._keep_trying(
+            lambda: start_webhook(application, url=url, secret_token=secret_token)
+        )
+
+    async def _keep_trying(self, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._status.set_down()  # not up until started; said in the log once known
         failures = 0
         while True:
             try:
-                await start_polling(
-                    application, poll_timeout=poll_timeout, on_polling_error=self.went_down
-                )
+                await start()
             except InvalidToken:
                 raise
             except TelegramError as problem:
@@ -233,11 +288,19 @@ class TelegramLink:
     def went_down(self, problem: TelegramError, *, retry_in: float | None = None) -> None:
         if self._up is not False:
             again = "retrying" if retry_in is None else f"retrying in {retry_in:.0f} s"
-            log.warning("Telegram: down (%s), %s", type(problem).__name__, again)
+            log.warning("Telegram: down (%s), %s", _kind_of(problem), again)
         else:
             log.debug("Telegram: still down (%s)", type(problem).__name__)
         self._up = False
         self._status.set_down()
+
+
+def _kind_of(problem: TelegramError) -> str:
+    """The error's class; for a request Telegram refused, also its reason ("bad webhook:
+    failed to resolve host"): Telegram's own words about our request, no one's data."""
+    if isinstance(problem, BadRequest):
+        return f"{type(problem).__name__}: {problem.message}"
+    return type(problem).__name__
 
 
 def retry_delay(failures: int, first_s: float, max_s: float, jitter: float) -> float:

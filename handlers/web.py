@@ -1,5 +1,5 @@
-"""The aiohttp web server: USSD callback, liveness, readiness, metrics and the USSD
-simulator page."""
+"""The aiohttp web server: USSD callback, liveness, readiness, metrics, the USSD
+simulator page and, in webhook mode, Telegram's webhook."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.health import Health
 from bot.request_context import accepted_request_id, request_id_bound
 from handlers.gateway_auth import SECRET_HEADER, GatewayPolicy
 from handlers.simulator_page import page_language, render_simulator_page
+from handlers.telegram_webhook import WEBHOOK_PATH, TelegramWebhook
 from handlers.ussd import (
     BadUssdRequest,
     UssdService,
@@ -40,10 +41,12 @@ def create_web_app(
     gateway: GatewayPolicy | None = None,
     simulator: bool = False,
     metrics_page: metrics.MetricsPage | None = None,
+    telegram_webhook: TelegramWebhook | None = None,
 ) -> web.Application:
     """The routes; the simulator page (and its own USSD endpoint, for the browser) only
     when asked for: it lets anyone play a phone number. Without `metrics_page`, /metrics
-    shows the counters but not the gauges read from the database.
+    shows the counters but not the gauges read from the database. With
+    `telegram_webhook`, POST /telegram/webhook takes Telegram's updates.
 
     /healthz, /readyz and /metrics need no gateway secret. /metrics tells the outbox's
     depth and the traffic: operators keep it off the public internet (a reverse proxy
@@ -59,6 +62,8 @@ def create_web_app(
     app.router.add_get("/healthz", liveness)
     app.router.add_get("/readyz", readiness)
     app.router.add_get("/metrics", metrics_scrape)
+    if telegram_webhook is not None:
+        app.router.add_post(WEBHOOK_PATH, telegram_webhook.receive)
     if simulator:
         app.router.add_get("/", simulator_page)
         app.router.add_get("/simulator", simulator_page)

@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -32,6 +34,7 @@ from telegram.ext import (
 )
 
 from tests.support.fake_telegram import FakeTelegram, UploadedFile, running_fake_telegram
+from tests.test_cli import free_port
 
 CHAT = 424242
 
@@ -389,3 +392,52 @@ async def test_stop_does_not_wait_for_a_pending_long_poll() -> None:
 async def test_wait_for_times_out_with_a_readable_error(fake: FakeTelegram) -> None:
     with pytest.raises(AssertionError, match="waiting for a reply to chat 1"):
         await fake.next_reply(1, timeout=0.1)
+
+
+async def test_a_webhook_gets_each_update_in_order_again_until_it_answers_2xx(
+    fake: FakeTelegram,
+) -> None:
+    answers = [503, 500]  # the first update is refused twice, then taken
+    received: list[tuple[str | None, str]] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        update = await request.json()
+        received.append(
+            (request.headers.get("X-Telegram-Bot-Api-Secret-Token"), update["message"]["text"])
+        )
+        return web.Response(status=answers.pop(0) if answers else 200)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", webhook)
+    server = TestServer(receiver, host="127.0.0.1")
+    await server.start_server()
+    try:
+        closed = f"http://127.0.0.1:{free_port()}/hook"
+        status, _ = await raw_call(fake, "setWebhook", url=closed, secret_token="s3cret_token")
+        assert status == 200
+        fake.send_text(CHAT, "satu")
+        refused = await fake.wait_for_delivery()
+        assert (refused.status, refused.update["message"]["text"]) == (None, "satu")
+        assert (await raw_call(fake, "getUpdates"))[0] == 409  # no polling beside a webhook
+
+        url = str(server.make_url("/hook"))
+        await raw_call(fake, "setWebhook", url=url, secret_token="s3cret_token")
+        fake.send_text(CHAT, "dua")
+        await fake.wait_for_delivery(lambda d: d.ok and d.update["message"]["text"] == "dua")
+        assert received == [("s3cret_token", text) for text in ("satu", "satu", "satu", "dua")]
+        _, info = await raw_call(fake, "getWebhookInfo")
+        assert info["result"]["url"] == url and info["result"]["pending_update_count"] == 0
+
+        await raw_call(fake, "deleteWebhook")
+        fake.send_text(CHAT, "tiga")  # polling again: it waits for getUpdates
+        [update] = (await raw_call(fake, "getUpdates"))[1]["result"]
+        assert update["message"]["text"] == "tiga" and len(received) == 4
+    finally:
+        await server.close()
+
+
+async def test_set_webhook_checks_the_secret_as_telegram_does(fake: FakeTelegram) -> None:
+    status, body = await raw_call(
+        fake, "setWebhook", url="http://127.0.0.1:9/hook", secret_token="not allowed!"
+    )
+    assert status == 400 and "secret token" in body["description"]

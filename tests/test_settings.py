@@ -159,3 +159,66 @@ async def test_wired_services_never_print_a_secret(services: Services) -> None:
         assert hidden not in shown
     assert repr(keys.sealing_key) not in shown and repr(keys.hashing_key) not in shown
     assert "settings=Settings(" in shown and "secret_key='***'" in shown
+
+
+def test_webhook_mode_needs_a_public_url_and_a_token(tmp_path: Path) -> None:
+    base = {"BOT_VAR_DIR": str(tmp_path), "BOT_SECRET_KEY": "k" * 40}
+    token = {"TELEGRAM_BOT_TOKEN": "123456789:AAHsecretTelegramTokenValue123"}
+    public = {"PUBLIC_URL": "https://bansos.example.go.id/"}
+    assert not load_settings({**base, **token}).telegram_webhook  # polling by default
+    assert not load_settings({**base, **public}).telegram_webhook  # no token: no Telegram
+    settings = load_settings({**base, **token, **public})
+    assert settings.telegram_webhook
+    assert settings.public_url == "https://bansos.example.go.id"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bansos.example.go.id",
+        "ftp://bansos.example.go.id",
+        "http://bansos.example.go.id",  # Telegram calls https only; http for loopback tests
+        "https://bansos.example.go.id/?x=1",
+        "https://bansos.example.go.id/#top",
+        "https://user:pw@bansos.example.go.id",
+        "https://bansos.example.go.id:8080",  # not a port Telegram calls
+    ],
+)
+def test_a_public_url_telegram_cannot_call_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError, match="PUBLIC_URL") as caught:
+        load_settings({"BOT_VAR_DIR": str(tmp_path), "PUBLIC_URL": value})
+    assert "\n" not in str(caught.value) and "pw" not in str(caught.value)
+
+
+def test_public_urls_that_work(tmp_path: Path) -> None:
+    base = {"BOT_VAR_DIR": str(tmp_path)}
+    for value in (
+        "https://bansos.example.go.id:8443/bot",
+        "http://127.0.0.1:8080",
+        "http://[::1]:9000",
+        "http://localhost:9000/",
+    ):
+        assert load_settings({**base, "PUBLIC_URL": value}).public_url == value.rstrip("/")
+    # A self-hosted Bot API server calls any port.
+    own = {**base, "TELEGRAM_API_URL": "http://127.0.0.1:8081"}
+    assert load_settings({**own, "PUBLIC_URL": "https://bot.internal:9443"}).public_url
+
+
+def test_the_webhook_secret_is_derived_alike_everywhere_or_set_and_never_shown(
+    tmp_path: Path,
+) -> None:
+    base = {"BOT_VAR_DIR": str(tmp_path), "BOT_SECRET_KEY": "k" * 40}
+    one = load_settings(base).telegram_webhook_secret_token
+    assert one == load_settings(dict(base)).telegram_webhook_secret_token  # another instance
+    assert one != load_settings({**base, "BOT_SECRET_KEY": "j" * 40}).telegram_webhook_secret_token
+    assert 1 <= len(one) <= 256 and one.replace("-", "").replace("_", "").isalnum()
+    assert "k" * 40 not in one
+
+    chosen = "Webhook_secret-0123456789"
+    settings = load_settings({**base, "TELEGRAM_WEBHOOK_SECRET": chosen})
+    assert settings.telegram_webhook_secret_token == chosen
+    for shown in (repr(settings), repr(load_settings(base))):
+        assert chosen not in shown and one not in shown
+    for bad in ("short", "with spaces in it, quite long", "x" * 257, "ünïcödé-secret-value"):
+        with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
+            load_settings({**base, "TELEGRAM_WEBHOOK_SECRET": bad})

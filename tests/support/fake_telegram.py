@@ -1,12 +1,16 @@
 """A fake Telegram Bot API server for end-to-end tests.
 
 ``FakeTelegram`` is a small aiohttp server on 127.0.0.1 that speaks the part of the Bot API a
-python-telegram-bot (PTB) ``Application`` uses, so tests can run the real bot with polling and
-no internet. Tests play the user: ``send_text``, ``send_command``, ``press_button``,
+python-telegram-bot (PTB) ``Application`` uses, so tests can run the real bot, polling or on a
+webhook, with no internet. Tests play the user: ``send_text``, ``send_command``, ``press_button``,
 ``send_photo`` and ``send_document`` queue updates that the bot's ``getUpdates`` long poll picks
-up. Tests then observe the bot: ``next_reply`` / ``wait_for`` return its calls in order without
-sleeps, ``messages_to`` shows its messages as they are now (after edits), and ``calls`` logs
-every request. ``inject_retry_after`` and ``block_chat`` make Telegram answer with errors.
+up; once the bot has called ``setWebhook``, the fake POSTs them to the webhook instead, one
+at a time in order, with ``X-Telegram-Bot-Api-Secret-Token``, sending each again after a short
+pause until it is answered 2xx (``webhook_deliveries`` lists every attempt, and
+``wait_for_delivery`` waits for one). Tests then observe the bot: ``next_reply`` /
+``wait_for`` return its calls in order without sleeps, ``messages_to`` shows its messages as
+they are now (after edits), and ``calls`` logs every request. ``inject_retry_after`` and
+``block_chat`` make Telegram answer with errors.
 
 Point PTB at it like this (PTB appends the token to both URLs)::
 
@@ -43,6 +47,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, ClassVar, NamedTuple
 
+import aiohttp
 from aiohttp import web
 
 JSONDict = dict[str, Any]
@@ -109,6 +114,10 @@ _MAX_TEXT_LENGTH = 4096
 _MAX_CAPTION_LENGTH = 1024
 _MAX_CALLBACK_DATA_BYTES = 64
 _MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# After a failed webhook call, wait this long before the next, doubling up to the cap.
+_WEBHOOK_RETRY_FIRST_S = 0.05
+_WEBHOOK_RETRY_MAX_S = 1.0
 
 
 class ApiCall(NamedTuple):
@@ -229,6 +238,19 @@ class StoredFile:
         }
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One attempt to POST an update to the webhook: the HTTP status, or None when no
+    answer came (refused connection, timeout)."""
+
+    update: JSONDict
+    status: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
 @dataclass
 class _Record:
     """An answered request: what ``calls`` shows plus what the waiters need."""
@@ -289,6 +311,13 @@ class FakeTelegram:
         self._pending_updates: list[JSONDict] = []
         self._allowed_updates: frozenset[str] = _DEFAULT_ALLOWED_UPDATES
         self._webhook_url = ""
+        self._webhook_secret = ""
+        self._webhook_max_connections = 40
+        self._webhook_last_error = ""
+        self._webhook_delivery: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._deliveries_seen = 0
         self._retry_after: dict[str, list[int]] = {}
         self._records: list[_Record] = []
         self._update_ids = itertools.count(100_001)
@@ -334,9 +363,16 @@ class FakeTelegram:
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        """Answer pending long polls and shut the server down."""
+        """Answer pending long polls, stop calling the webhook, shut the server down."""
         self._closing = True
         self._notify()
+        if self._webhook_delivery is not None:
+            self._webhook_delivery.cancel()
+            await asyncio.gather(self._webhook_delivery, return_exceptions=True)
+            self._webhook_delivery = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -552,6 +588,30 @@ class FakeTelegram:
 
         record = await self._wait_record(matches, timeout, f"a reply to chat {chat_id}")
         return dict(record.result)
+
+    async def wait_for_delivery(
+        self,
+        predicate: Callable[[WebhookDelivery], bool] | None = None,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the test, not for I/O
+    ) -> WebhookDelivery:
+        """The earliest webhook attempt matching ``predicate`` not yet returned by a previous
+        wait. Raises ``AssertionError`` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for index in range(self._deliveries_seen, len(self.webhook_deliveries)):
+                delivery = self.webhook_deliveries[index]
+                if predicate is None or predicate(delivery):
+                    self._deliveries_seen = index + 1
+                    return delivery
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for a webhook delivery; "
+                    f"statuses so far: {[d.status for d in self.webhook_deliveries][-15:]}"
+                )
+            await self._wait_for_change(remaining)
 
     # ------------------------------------------------------------------ HTTP layer
 
@@ -802,25 +862,88 @@ class FakeTelegram:
         self._allowed_updates = frozenset(allowed) if allowed else _DEFAULT_ALLOWED_UPDATES
 
     async def _set_webhook(self, params: JSONDict) -> bool:
-        self._webhook_url = str(params.get("url") or "")
+        secret = str(params.get("secret_token") or "")
+        if secret and not _SECRET_TOKEN_RE.fullmatch(secret):
+            raise _bad_request("secret token contains unallowed characters")
+        max_connections = int(params.get("max_connections") or 40)
+        if not 1 <= max_connections <= 100:
+            raise _bad_request("bad webhook: invalid max_connections")
+        self._webhook_url = str(params.get("url") or "")  # an empty URL removes the webhook
+        self._webhook_secret = secret
+        self._webhook_max_connections = max_connections
         if params.get("allowed_updates") is not None:
             self._set_allowed_updates(params["allowed_updates"])
         if params.get("drop_pending_updates"):
             self._pending_updates.clear()
+        if self._webhook_url and (self._webhook_delivery is None or self._webhook_delivery.done()):
+            self._webhook_delivery = asyncio.create_task(self._deliver_to_webhook())
+        self._notify()
         return True
 
     async def _delete_webhook(self, params: JSONDict) -> bool:
         self._webhook_url = ""
         if params.get("drop_pending_updates"):
             self._pending_updates.clear()
+        self._notify()
         return True
 
     async def _get_webhook_info(self, params: JSONDict) -> JSONDict:
-        return {
+        info: JSONDict = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending_updates),
         }
+        if self._webhook_url:
+            info["max_connections"] = self._webhook_max_connections
+            info["allowed_updates"] = sorted(self._allowed_updates)
+            if self._webhook_last_error:
+                info["last_error_date"] = int(time.time())
+                info["last_error_message"] = self._webhook_last_error
+        return info
+
+    async def _deliver_to_webhook(self) -> None:
+        """As Telegram does: POST the oldest pending update until the webhook answers 2xx,
+        pausing a little longer after each failure; then the next. Ends when the webhook is
+        removed."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        failures = 0
+        while self._webhook_url and not self._closing:
+            if not self._pending_updates:
+                await self._wait_for_change(1.0)
+                continue
+            update = self._pending_updates[0]
+            delivery = WebhookDelivery(update, await self._post_update(update))
+            self.webhook_deliveries.append(delivery)
+            if delivery.ok:
+                failures = 0
+                if self._pending_updates and self._pending_updates[0] is update:
+                    self._pending_updates.pop(0)
+            else:
+                self._webhook_last_error = (
+                    "Connection refused"
+                    if delivery.status is None
+                    else f"Wrong response from the webhook: {delivery.status}"
+                )
+            self._notify()
+            if not delivery.ok:
+                pause = min(_WEBHOOK_RETRY_MAX_S, _WEBHOOK_RETRY_FIRST_S * 2.0**failures)
+                failures += 1
+                await asyncio.sleep(pause)
+
+    async def _post_update(self, update: JSONDict) -> int | None:
+        assert self._http is not None
+        headers = (
+            {"X-Telegram-Bot-Api-Secret-Token": self._webhook_secret}
+            if self._webhook_secret
+            else {}
+        )
+        try:
+            async with self._http.post(self._webhook_url, json=update, headers=headers) as answer:
+                await answer.read()
+                return answer.status
+        except (aiohttp.ClientError, TimeoutError):
+            return None
 
     async def _send_message(self, params: JSONDict) -> JSONDict:
         chat = self._target_chat(params)

@@ -9,7 +9,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.app import Services
-from handlers.telegram import build_telegram_application, start_polling, stop_polling
+from handlers.telegram import build_telegram_application, start_polling, stop_application
 from tests.support.fake_telegram import FakeTelegram
 
 App = Application[Any, Any, Any, Any, Any, Any]
@@ -28,4 +28,4 @@ async def polling_bot(fake: FakeTelegram, services: Services) -> AsyncIterator[A
     try:
         yield application
     finally:
-        await stop_polling(application)
+        await stop_application(application)
