@@ -69,6 +69,7 @@ class Settings:
     outbox_lease_s: float
     subscriptions_per_chat: int
     notice_rate: float
+    telegram_messages_per_second: float
     notice_paid_broadcast: bool
     notice_poll_minutes: int
     notice_lease_s: float
@@ -193,6 +194,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_lease_s=_number(env, "OUTBOX_LEASE_S", 60.0, low=1.0, high=3600.0),
         subscriptions_per_chat=_integer(env, "SUBSCRIPTIONS_PER_CHAT", 5, low=1, high=100),
         notice_rate=_number(env, "NOTICE_RATE", 25.0, low=0.1, high=1000.0),
+        telegram_messages_per_second=_number(
+            env, "TELEGRAM_MESSAGES_PER_SECOND", 30.0, low=1.0, high=1000.0
+        ),
         notice_paid_broadcast=_choice(env, "NOTICE_PAID_BROADCAST", "NO", ("NO", "YES")) == "YES",
         notice_poll_minutes=_integer(env, "NOTICE_POLL_MINUTES", 15, low=1, high=24 * 60),
         notice_lease_s=_number(env, "NOTICE_LEASE_S", 30.0, low=1.0, high=3600.0),

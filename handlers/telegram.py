@@ -118,19 +118,21 @@ def build_telegram_application(
     file_api_base: str,
     link: TelegramLink | None = None,
     webhook: bool = False,
+    messages_per_second: float = 30.0,
 ) -> Application:  # type: ignore[type-arg]
     """The bot; with `link`, every answer to (or failure of) the long poll is reported.
     With `webhook`, there is no long poll: the web server puts what Telegram sends on the
-    application's update queue."""
+    application's update queue. Replies go out at most `messages_per_second` in all."""
     builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(api_base)
         .base_file_url(file_api_base)
         .concurrent_updates(ChatOrderedUpdateProcessor(MAX_CONCURRENT_UPDATES))
-        # Within Telegram's limits (30 messages a second in all, 20 a minute per group);
-        # after a 429, all sending waits as asked, then tries once more.
-        .rate_limiter(AIORateLimiter(max_retries=1))
+        # Within Telegram's limits (about 30 messages a second in all unless the bot pays
+        # for more, 20 a minute per group); after a 429, all sending waits as asked, then
+        # tries once more.
+        .rate_limiter(AIORateLimiter(overall_max_rate=messages_per_second, max_retries=1))
     )
     if webhook:
         builder = builder.updater(None)

@@ -59,6 +59,8 @@ def test_postgresql_url_gets_the_async_driver(tmp_path: Path) -> None:
         ("BOT_SECRET_KEY", "short", "at least 32"),
         ("USSD_LOOKUP_BUDGET_S", "fast", "USSD_LOOKUP_BUDGET_S"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("TELEGRAM_MESSAGES_PER_SECOND", "0", "TELEGRAM_MESSAGES_PER_SECOND"),
+        ("TELEGRAM_MESSAGES_PER_SECOND", "5000", "TELEGRAM_MESSAGES_PER_SECOND"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(
@@ -97,6 +99,12 @@ def test_settings_and_services_never_print_a_secret(tmp_path: Path) -> None:
             assert hidden not in shown
         assert repr(keys.sealing_key) not in shown and repr(keys.hashing_key) not in shown
     assert "bot:***@127.0.0.1" in repr(settings)
+
+
+def test_the_telegram_sending_rate_is_telegrams_limit_unless_set(tmp_path: Path) -> None:
+    assert load_settings({"BOT_VAR_DIR": str(tmp_path)}).telegram_messages_per_second == 30.0
+    paid = load_settings({"BOT_VAR_DIR": str(tmp_path), "TELEGRAM_MESSAGES_PER_SECOND": "500"})
+    assert paid.telegram_messages_per_second == 500.0
 
 
 def test_a_real_registry_needs_its_own_token(tmp_path: Path) -> None:
