@@ -38,35 +38,16 @@ SECRET_KEY = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0001"
 class RoundTrips:
     """Counts what reaches the server, by kind, between two `take()` calls: statements
     (SQLAlchemy's cursor events, and those the hot path sends through the driver itself,
-    bot/storage/driver_sql.py), and, inside the asyncpg adapter, BEGIN (sent lazily,
-    never in autocommit), COMMIT/ROLLBACK (only of a begun transaction), statement
-    preparation (a cache miss) and pool pings."""
+    bot/storage/driver_sql.py), BEGIN, COMMIT and ROLLBACK as the driver sends them,
+    statement preparation (a cache miss) and pool pings."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
-        from sqlalchemy.dialects.postgresql import asyncpg as adapter
 
         self.counts: Counter[str] = Counter()
         sync = engine.sync_engine
         event.listen(sync, "before_cursor_execute", lambda *a, **k: self._add("statement"))
-        connection_class: Any = adapter.AsyncAdapt_asyncpg_connection
         counts = self
-
-        start = connection_class._start_transaction
-
-        async def counted_start(self: Any) -> None:
-            if self.isolation_level != "autocommit":
-                counts._add("begin")
-            await start(self)
-
-        def ended(kind: str, original: Any) -> Any:
-            def wrapper(self: Any) -> None:
-                if self._transaction is not None:
-                    counts._add(kind)
-                original(self)
-
-            return wrapper
-
         from bot.storage.driver_sql import Driver
 
         fetch = Driver.fetch
@@ -76,11 +57,18 @@ class RoundTrips:
             return await fetch(self, *args, **kwargs)
 
         Driver.fetch = counted_fetch  # type: ignore[method-assign]
-        connection_class._start_transaction = counted_start
-        connection_class.commit = ended("commit", connection_class.commit)
-        connection_class.rollback = ended("rollback", connection_class.rollback)
         import asyncpg
 
+        # BEGIN, COMMIT and ROLLBACK are simple queries on the driver's connection, whether
+        # SQLAlchemy's adapter sends them or the hot path's lean unit does.
+        execute = asyncpg.connection.Connection.execute
+
+        async def counted_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            word = query.split(None, 1)[0].lower() if query.strip() else ""
+            counts._add(word if word in ("begin", "commit", "rollback") else "statement")
+            return await execute(self, query, *args, **kwargs)
+
+        asyncpg.connection.Connection.execute = counted_execute  # type: ignore[method-assign]
         prepare = asyncpg.connection.Connection.prepare
 
         async def counted_prepare(self: Any, *args: Any, **kwargs: Any) -> Any:

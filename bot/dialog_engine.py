@@ -40,7 +40,7 @@ from bot.photo_intake import FileSource
 from bot.request_context import trace_id
 from bot.storage import conversation_store
 from bot.storage.conversation_store import ConversationRow
-from bot.storage.database import Database, Unit
+from bot.storage.database import Database, NeedsSession, Unit
 from bot.storage.driver_sql import ConnectionDropped
 from bot.storage.outbound_repository import OutboundRepository
 
@@ -117,19 +117,24 @@ class DialogEngine:
         files: FileSource | None,
         lookup_budget_s: float | None,
     ) -> Reply:
-        for attempt in (1, 2):
+        lean, attempt = True, 1
+        while True:
             try:
                 return await self._run_once(
-                    channel, address, inputs, session_id, files, lookup_budget_s
+                    channel, address, inputs, session_id, files, lookup_budget_s, lean=lean
                 )
+            except NeedsSession:
+                # The step needs the ORM (a filing, held mail): nothing was committed, so
+                # it runs again, whole, in a full unit.
+                lean = False
             except (DBAPIError, ConnectionDropped) as error:
                 dropped = isinstance(error, ConnectionDropped) or error.connection_invalidated
                 if not dropped or attempt == 2:
                     raise
+                attempt += 1
                 # A connection the server dropped (no pre-ping finds it first): the unit
                 # of work rolled back, so running it again on a fresh connection is safe.
                 log.warning("database connection was dropped; trying once more")
-        raise AssertionError("unreachable")
 
     async def _run_once(
         self,
@@ -139,6 +144,8 @@ class DialogEngine:
         session_id: str | None,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        *,
+        lean: bool,
     ) -> Reply:
         address_hash = self._keys.address_hash(channel, address)
         context = DialogContext(
@@ -152,7 +159,7 @@ class DialogEngine:
         # Held mail is looked for when a session starts: a USSD turn's first request (later
         # ones carry the session's START too, already applied).
         starts = inputs[-1].kind is InputKind.START
-        async with self._database.unit() as unit:
+        async with self._database.unit(lean=lean) as unit:
             row, has_mail = await conversation_store.load_or_create(
                 unit, self._blank(channel, address_hash), held_mail=starts
             )

@@ -3,14 +3,15 @@ commit and roll back with the ORM work beside them, and autocommit stays autocom
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 
-from bot.storage.database import Database, open_database
+from bot.storage.database import Database, NeedsSession, open_database
 from bot.storage.driver_sql import DriverStatement, driver_in
 from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import NikMatch
@@ -25,6 +26,7 @@ _INSERT = DriverStatement.of(
         matched_at=bindparam("matched_at", type_=_TABLE.c.matched_at.type),
     )
 )
+_DELETE_AGAIN = DriverStatement.of(delete(_TABLE).where(_TABLE.c.nik_hash == "again"))
 AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 
@@ -92,5 +94,61 @@ async def test_sqlite_has_no_driver_path(tmp_path: Path) -> None:
             assert unit.driver is None
         async with database.transaction() as session:
             assert await driver_in(session) is None
+    finally:
+        await database.dispose()
+
+
+@ON_POSTGRESQL
+async def test_a_lean_unit_commits_rolls_back_and_never_pools_an_open_transaction(
+    database_url: str,
+) -> None:
+    database = await _ready(database_url)
+    try:
+        async with database.unit(lean=True) as unit:
+            assert unit.connection is None and unit.driver is not None
+            await unit.driver.execute(_INSERT, {"nik_hash": "kept", "matched_at": AT})
+        with pytest.raises(RuntimeError):
+            async with database.unit(lean=True) as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "dropped", "matched_at": AT})
+                raise RuntimeError("the step failed")
+        # Cancelled in the middle, as a look-up budget or a shutdown may do.
+        entered = asyncio.Event()
+
+        async def hang() -> None:
+            async with database.unit(lean=True) as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "cut", "matched_at": AT})
+                entered.set()
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(hang())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _count(database) == 1  # only the committed row
+        # Every pooled connection is outside any transaction: the next units work.
+        for _ in range(12):
+            async with database.unit(lean=True) as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "again", "matched_at": AT})
+                await unit.driver.execute(_DELETE_AGAIN, {})
+    finally:
+        await database.dispose()
+
+
+@ON_POSTGRESQL
+async def test_a_lean_unit_asked_for_the_orm_says_so_before_anything_commits(
+    database_url: str,
+) -> None:
+    database = await _ready(database_url)
+    try:
+        with pytest.raises(NeedsSession):
+            async with database.unit(lean=True) as unit:
+                assert unit.driver is not None
+                await unit.driver.execute(_INSERT, {"nik_hash": "x", "matched_at": AT})
+                await unit.session()
+        assert await _count(database) == 0
     finally:
         await database.dispose()

@@ -107,6 +107,7 @@ _ON_DRIVER = {
     "load_held": DriverStatement.of(_LOAD["postgresql", True]),
     "save": DriverStatement.of(_SAVE),
     "save_if_at": DriverStatement.of(_SAVE_IF_AT),
+    "select": DriverStatement.of(_SELECT),
 }
 
 
@@ -168,6 +169,9 @@ async def save_if_at(unit: Unit, row: ConversationRow, *, step: str, now: dateti
 
 
 async def load(unit: Unit, channel: str, address_hash: str) -> ConversationRow | None:
+    if unit.driver is not None:
+        record = await unit.driver.fetchrow(_ON_DRIVER["select"], _key(channel, address_hash))
+        return None if record is None else ConversationRow(*record)
     found = (await unit.execute(_SELECT, _key(channel, address_hash))).first()
     return None if found is None else ConversationRow(*found)
 

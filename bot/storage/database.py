@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,10 +20,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
 
-from bot.storage.driver_sql import Driver, driver_of
+from bot.storage.driver_sql import Driver, discard_if_closed, driver_of
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class NeedsSession(Exception):
+    """A lean unit was asked for SQLAlchemy: its work must run again in a full unit."""
 
 
 class Unit:
@@ -31,19 +37,28 @@ class Unit:
     The hot path (a USSD request, a Telegram update) runs a few fixed statements: through
     `driver` on PostgreSQL, through `execute` on SQLite. An ORM session costs more CPU to
     open and commit than those statements do, so it is made only for the work that needs
-    one (a filing, a subscription), on the same connection and transaction."""
+    one (a filing, a subscription), on the same connection and transaction.
 
-    def __init__(self, connection: AsyncConnection, driver: Driver | None) -> None:
+    A lean unit (PostgreSQL) has the driver alone, without even a SQLAlchemy connection
+    around it; asked for one, it raises NeedsSession before anything is committed."""
+
+    def __init__(
+        self, connection: AsyncConnection | None, driver: Driver | None, dialect_name: str
+    ) -> None:
         self.connection = connection
         self.driver = driver
-        self.dialect_name: str = connection.dialect.name
+        self.dialect_name = dialect_name
         self._session: AsyncSession | None = None
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        if self.connection is None:
+            raise NeedsSession
         return await self.connection.execute(statement, params)
 
     async def session(self) -> AsyncSession:
         """An ORM session in this unit's transaction (made on first use)."""
+        if self.connection is None:
+            raise NeedsSession
         if self._session is None:
             self._session = AsyncSession(
                 bind=self.connection,
@@ -81,10 +96,16 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Unit]:
-        """A Unit inside BEGIN … COMMIT (ROLLBACK on any exception)."""
+    async def unit(self, *, lean: bool = False) -> AsyncIterator[Unit]:
+        """A Unit inside BEGIN … COMMIT (ROLLBACK on any exception). `lean`: on
+        PostgreSQL, the driver alone (see Unit)."""
+        if lean and not self.is_sqlite:
+            async with self._lean_unit(transaction=True) as unit:
+                yield unit
+            return
         async with self.engine.connect() as connection, connection.begin():
-            unit = Unit(connection, None if self.is_sqlite else await driver_of(connection))
+            driver = None if self.is_sqlite else await driver_of(connection)
+            unit = Unit(connection, driver, self.engine.dialect.name)
             try:
                 yield unit
             except BaseException:
@@ -94,22 +115,47 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[Unit]:
-        """A Unit whose statements each commit on their own: no BEGIN and COMMIT round
-        trips on PostgreSQL. For work that needs no atomicity across its statements.
+        """A lean Unit whose statements each commit on their own: no BEGIN and COMMIT
+        round trips on PostgreSQL. For work that needs no atomicity across its statements.
         SQLite (embedded, no network) keeps its usual transaction."""
         if self.is_sqlite:
             async with self.unit() as unit:
                 yield unit
             return
-        async with self.engine.connect() as connection:
-            auto = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            unit = Unit(auto, await driver_of(auto))
-            try:
-                yield unit
-            except BaseException:
-                await unit._abandon()
-                raise
-            await unit._finish()
+        async with self._lean_unit(transaction=False) as unit:
+            yield unit
+
+    @asynccontextmanager
+    async def _lean_unit(self, *, transaction: bool) -> AsyncIterator[Unit]:
+        """A pooled connection's driver, in a transaction of the driver's own. On any
+        failure with the transaction open, the connection is closed rather than returned:
+        that aborts the transaction, and no half-done one goes back to the pool."""
+        fairy = await self.engine.raw_connection()
+        raw: asyncpg.Connection = fairy.driver_connection
+        broken = False
+
+        async def discard() -> None:
+            nonlocal broken
+            broken = True
+
+        try:
+            if transaction:
+                try:
+                    await raw.execute("BEGIN")
+                except Exception as error:
+                    await discard_if_closed(discard, raw, error)
+                    raise
+            yield Unit(None, Driver(raw, discard), "postgresql")
+            if transaction:
+                try:
+                    await raw.execute("COMMIT")
+                except Exception as error:
+                    await discard_if_closed(discard, raw, error)
+                    raise
+        finally:
+            if broken or raw.is_closed() or raw.is_in_transaction():
+                await greenlet_spawn(fairy.invalidate)
+            await greenlet_spawn(fairy.close)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""

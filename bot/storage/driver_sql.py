@@ -12,7 +12,7 @@ PostgreSQL only: SQLite (embedded, one connection) keeps the Core path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -65,11 +65,12 @@ class DriverStatement:
 
 
 class Driver:
-    """The asyncpg connection under a SQLAlchemy connection, in its transaction."""
+    """An asyncpg connection of SQLAlchemy's pool, in the transaction of its unit (if any).
+    `discard` takes a connection found broken out of the pool."""
 
-    def __init__(self, connection: AsyncConnection, raw: asyncpg.Connection) -> None:
-        self._connection = connection
+    def __init__(self, raw: asyncpg.Connection, discard: Callable[[], Awaitable[None]]) -> None:
         self._raw = raw
+        self._discard = discard
 
     async def fetchrow(
         self, statement: DriverStatement, params: Mapping[str, Any]
@@ -86,21 +87,21 @@ class Driver:
             )
             return rows
         except Exception as error:
-            await _discard_if_closed(self._connection, self._raw, error)
+            await discard_if_closed(self._discard, self._raw, error)
             raise
 
     async def execute(self, statement: DriverStatement, params: Mapping[str, Any]) -> None:
         await self.fetch(statement, params)
 
 
-async def _discard_if_closed(
-    connection: AsyncConnection, raw: asyncpg.Connection, error: Exception
+async def discard_if_closed(
+    discard: Callable[[], Awaitable[None]], raw: asyncpg.Connection, error: BaseException
 ) -> None:
     """A failure on a connection that is gone (server restart, a killed backend, a cut)
     discards it, as SQLAlchemy would, and says so with ConnectionDropped: the caller's
     unit of work may run again on a fresh one. Other errors are the caller's."""
     if raw.is_closed():
-        await connection.invalidate()
+        await discard()
         raise ConnectionDropped(type(error).__name__) from error
 
 
@@ -124,7 +125,7 @@ async def driver_of(connection: AsyncConnection) -> Driver:
         try:
             await adapted._start_transaction()
         except Exception as error:
-            await _discard_if_closed(connection, raw.driver_connection, error)
+            await discard_if_closed(connection.invalidate, raw.driver_connection, error)
             raise
     driver_connection: asyncpg.Connection = raw.driver_connection
-    return Driver(connection, driver_connection)
+    return Driver(driver_connection, connection.invalidate)
