@@ -112,7 +112,7 @@ class Services:
 
 
 async def build_services(settings: Settings, *, registry_url: str) -> Services:
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         await prepare_schema(database, settings)
     except BaseException:

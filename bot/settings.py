@@ -41,6 +41,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
+    database_pool_size: int
     registry_url: str | None
     registry_token: str
     telegram_bot_token: str | None
@@ -156,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     return Settings(
         database_url=_database_url(env, var_dir),
+        database_pool_size=_integer(env, "DATABASE_POOL_SIZE", 20, low=1, high=500),
         registry_url=_optional_http_url(env, "REGISTRY_URL"),
         registry_token=_registry_token(env),
         telegram_bot_token=_telegram_token(env),

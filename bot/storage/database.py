@@ -170,7 +170,7 @@ class Database:
         await self.engine.dispose()
 
 
-def open_database(url: str, *, echo: bool = False) -> Database:
+def open_database(url: str, *, echo: bool = False, pool_size: int = 20) -> Database:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return Database(_sqlite_engine(url, echo=echo))
@@ -178,8 +178,11 @@ def open_database(url: str, *, echo: bool = False) -> Database:
     engine = create_async_engine(
         url,
         echo=echo,
-        pool_size=10,
-        max_overflow=20,
+        # Connections kept open: enough for the requests in flight at a busy moment, since
+        # one opened beyond them (the overflow) is closed again when returned, and opening
+        # one costs more CPU than a whole request.
+        pool_size=pool_size,
+        max_overflow=pool_size // 2,
         # No ping before every checkout (a round trip per transaction): connections are
         # renewed every few minutes, and a dropped one fails one unit of work, which the
         # dialog engine runs again once on a fresh connection.
