@@ -328,16 +328,17 @@ async def _run_telegram(
     wait in their queues, and USSD runs regardless."""
     settings = services.settings
     if settings.public_url is not None:
-        await link.connect_webhook(
-            application,
-            url=webhook_url(settings.public_url),
-            secret_token=settings.telegram_webhook_secret_token,
-        )
+        url = webhook_url(settings.public_url)
+        secret = settings.telegram_webhook_secret_token
+        await link.connect_webhook(application, url=url, secret_token=secret)
     else:
         await link.connect(application)
     port = TelegramOutbound(application.bot)
     services.outbound.add_port(TELEGRAM_CHANNEL, port)
     ports[TELEGRAM_CHANNEL] = port
+    if settings.public_url is not None:
+        # Polling reports its own failures; a webhook is watched (until serve stops).
+        await link.watch_webhook(application, url=url, secret_token=secret)
 
 
 def site_url(settings: Settings) -> str:

@@ -74,6 +74,8 @@ START_RETRY_MAX_S = 60.0
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 # Telegram's own default: how many webhook calls it makes at once.
 WEBHOOK_MAX_CONNECTIONS = 40
+# In webhook mode nothing polls, so Telegram is asked this often how delivery goes.
+WEBHOOK_CHECK_S = 60.0
 
 # The commands shown in Telegram's menu, per language: (command, description).
 COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -262,6 +264,38 @@ class TelegramLink:
             lambda: start_webhook(application, url=url, secret_token=secret_token)
         )
 
+    async def watch_webhook(
+        self,
+        application: Application,  # type: ignore[type-arg]
+        *,
+        url: str,
+        secret_token: str,
+        interval_s: float = WEBHOOK_CHECK_S,
+    ) -> None:
+        """Until cancelled, ask Telegram every `interval_s` how the webhook fares, since in
+        webhook mode no long poll tells: unreachable is down; a delivery that failed since
+        the last check is down too (Telegram cannot reach PUBLIC_URL, in its own words);
+        a webhook removed or replaced (someone polled with this token) is set again."""
+        while True:
+            await asyncio.sleep(interval_s)
+            checked_since = time.time() - interval_s
+            try:
+                info = await application.bot.get_webhook_info()
+                if info.url != url:
+                    log.warning("Telegram: the webhook was removed or replaced; setting it again")
+                    await start_webhook(application, url=url, secret_token=secret_token)
+                    self.came_up()
+                    continue
+            except TelegramError as problem:
+                self.went_down(problem)
+                continue
+            failed = info.last_error_date
+            # Telegram gives the time in whole seconds: a second's slack.
+            if failed is not None and failed.timestamp() >= checked_since - 1.0:
+                self.cannot_deliver(info.last_error_message or "no reason given")
+            else:
+                self.came_up()
+
     async def _keep_trying(self, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._status.set_down()  # not up until started; said in the log once known
         failures = 0
@@ -293,6 +327,13 @@ class TelegramLink:
             log.warning("Telegram: down (%s), %s", _kind_of(problem), again)
         else:
             log.debug("Telegram: still down (%s)", type(problem).__name__)
+        self._up = False
+        self._status.set_down()
+
+    def cannot_deliver(self, reason: str) -> None:
+        """Telegram answers, but cannot deliver updates to the webhook."""
+        if self._up is not False:
+            log.warning("Telegram: down (it cannot deliver to the webhook: %s)", reason)
         self._up = False
         self._status.set_down()
 

@@ -21,9 +21,9 @@ import pytest
 from telegram.error import BadRequest
 
 from bot.app import Services, serve
-from bot.health import TelegramStatus
+from bot.health import TelegramState, TelegramStatus
 from bot.settings import Settings
-from handlers.telegram import TelegramLink
+from handlers.telegram import TelegramLink, build_telegram_application, stop_application
 from handlers.telegram_webhook import MAX_UPDATE_BYTES, SECRET_TOKEN_HEADER
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import make_settings
@@ -340,3 +340,66 @@ def test_a_webhook_telegram_refuses_is_logged_once_with_its_reason(
         "retrying in 2 s"
     )
     assert len([line for line in lines if line.startswith("Telegram: down")]) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_set_webhook_is_watched_and_each_change_is_one_line(
+    services: Services, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In webhook mode nothing polls: the link asks Telegram how the webhook fares. Removed
+    (someone polled with the token) it is set again; Telegram unreachable, or unable to
+    deliver to PUBLIC_URL, is down; each change is one line."""
+    port = free_port()
+    api = make_settings(
+        "sqlite+aiosqlite://", tmp_path, TELEGRAM_API_URL=f"http://127.0.0.1:{port}"
+    )
+    dead = f"http://127.0.0.1:{free_port()}/telegram/webhook"  # nothing listens there
+    status = TelegramStatus()
+    link = TelegramLink(status, first_retry_s=0.05)
+    application = build_telegram_application(
+        DEFAULT_TOKEN,
+        services.engine,
+        api_base=api.telegram_bot_api_base,
+        file_api_base=api.telegram_file_api_base,
+        webhook=True,
+    )
+    secret = "s" * 32
+
+    def webhooks_set() -> int:
+        return sum(call.method == "setWebhook" for call in fake.calls)
+
+    async with running_fake_telegram() as fake:
+        fake.add_user(CHAT)
+        async with forwarding(port, fake_port(fake)):
+            await link.connect_webhook(application, url=dead, secret_token=secret)
+            assert status.state is TelegramState.UP
+            watch = asyncio.create_task(
+                link.watch_webhook(application, url=dead, secret_token=secret, interval_s=0.2)
+            )
+            async with aiohttp.ClientSession() as http:
+                await http.post(f"{fake.api_url}/bot{DEFAULT_TOKEN}/deleteWebhook")
+            await _until(lambda: webhooks_set() == 2)
+            assert status.state is TelegramState.UP
+        try:
+            await _until(lambda: status.state is TelegramState.DOWN)  # unreachable
+            async with forwarding(port, fake_port(fake)):
+                await _until(lambda: status.state is TelegramState.UP)
+                fake.send_text(CHAT, "/start")  # Telegram cannot deliver it to `dead`
+                await _until(lambda: status.state is TelegramState.DOWN)
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+                await stop_application(application)
+        finally:
+            watch.cancel()
+    lines = [r.getMessage() for r in caplog.records if r.name == "handlers.telegram"]
+    assert sum("removed or replaced" in line for line in lines) == 1
+    downs = [line for line in lines if line.startswith("Telegram: down")]
+    assert len(downs) == 2, downs  # unreachable, then cannot deliver: one line each
+    assert "cannot deliver to the webhook: Connection refused" in downs[1]
+    assert sum(line == "Telegram: up" for line in lines) == 2  # connected, came back
+
+
+async def _until(condition: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - a state other code sets
+            await asyncio.sleep(0.02)

@@ -314,6 +314,7 @@ class FakeTelegram:
         self._webhook_secret = ""
         self._webhook_max_connections = 40
         self._webhook_last_error = ""
+        self._webhook_last_error_at = 0
         self._webhook_delivery: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self.webhook_deliveries: list[WebhookDelivery] = []
@@ -897,7 +898,7 @@ class FakeTelegram:
             info["max_connections"] = self._webhook_max_connections
             info["allowed_updates"] = sorted(self._allowed_updates)
             if self._webhook_last_error:
-                info["last_error_date"] = int(time.time())
+                info["last_error_date"] = self._webhook_last_error_at
                 info["last_error_message"] = self._webhook_last_error
         return info
 
@@ -925,6 +926,7 @@ class FakeTelegram:
                     if delivery.status is None
                     else f"Wrong response from the webhook: {delivery.status}"
                 )
+                self._webhook_last_error_at = int(time.time())
             self._notify()
             if not delivery.ok:
                 pause = min(_WEBHOOK_RETRY_MAX_S, _WEBHOOK_RETRY_FIRST_S * 2.0**failures)
