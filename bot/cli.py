@@ -1,4 +1,5 @@
-"""The `bansos-bot` command: serve, migrate, outbox, sandbox-registry."""
+"""The `bansos-bot` command: serve, migrate, outbox, notices, keys, facilitator,
+sandbox-registry."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "outbox": _outbox,
         "notices": _notices,
         "keys": _keys,
+        "facilitator": _facilitator,
     }[arguments.command]
     try:
         return handler(settings, arguments)
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait for running processes to take the new key (default: a few seconds)",
     )
+    _facilitator_parser(commands)
     sandbox = commands.add_parser("sandbox-registry", help="run the sandbox registry alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=_port, default=8090)
@@ -278,6 +281,44 @@ def _keys(settings: Settings, arguments: argparse.Namespace) -> int:
         return 2
     # Old keys kept because some values did not move: not done, whatever was re-sealed.
     return 1 if reports and reports[0].kept else status
+
+
+def _facilitator_parser(commands: Any) -> None:
+    facilitator = commands.add_parser("facilitator", help="enrol and manage PKH facilitators")
+    actions = facilitator.add_subparsers(dest="facilitator_command", required=True)
+    add = actions.add_parser("add", help="enrol a facilitator; prints a one-time activation code")
+    add.add_argument("--name", required=True)
+    add.add_argument("--phone", required=True, help="e.g. 081234567890")
+    add.add_argument("--area", required=True, help="kecamatan codes, e.g. 330201,330202")
+    actions.add_parser("list", help="every facilitator, name and phone masked")
+    for name, text in (
+        ("deactivate", "take the facilitator menu away, from their next message on"),
+        ("code", "a new activation code (the previous code and the linked chat stop working)"),
+        ("audit", "what the facilitator did and when (NIKs as hashes)"),
+    ):
+        actions.add_parser(name, help=text).add_argument("--id", required=True)
+    areas = actions.add_parser("areas", help="set the kecamatan a facilitator serves")
+    areas.add_argument("--id", required=True)
+    areas.add_argument("--set", required=True, dest="areas", help="e.g. 330201,330203")
+    households = actions.add_parser(
+        "households", help="the facilitator's households with their tickets (NIKs masked)"
+    )
+    households.add_argument("--id", required=True)
+    households.add_argument("--csv", action="store_true", help="as CSV on stdout")
+
+
+def _facilitator(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.facilitator_cli import run
+    from bot.facilitators import FacilitatorError
+
+    def work() -> None:
+        print(asyncio.run(run(settings, arguments)))
+
+    try:
+        return _in_one_line_on_failure(work)
+    except FacilitatorError as problem:
+        print(f"bansos-bot: {problem}", file=sys.stderr)
+        return 2
 
 
 def _in_one_line_on_failure(work: Callable[[], None]) -> int:

@@ -23,6 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import RELOAD_INTERVAL_S, KeyRing, SealBroken
 from bot.dialog_engine import conversation_seal_context, last_reply_seal_context
+from bot.facilitator_service import (
+    household_seal_context,
+    name_seal_context,
+    phone_seal_context,
+)
 from bot.filer_messages import outbound_seal_context
 from bot.filing_service import filer_seal_context, filing_seal_context
 from bot.key_store import SealingKeys, read_keys, write_keys
@@ -72,6 +77,10 @@ def _last_reply_context(row: RowMapping) -> str:
     return last_reply_seal_context(row["channel"], row["address_hash"])
 
 
+def _household_context(row: RowMapping) -> str:
+    return household_seal_context(row["facilitator_id"], row["nik_hash"])
+
+
 ADDRESS = ("channel", "address_hash")
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn("conversations", "sealed_data", ADDRESS, _conversation_context),
@@ -85,6 +94,9 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
         "subscriptions", "sealed_address", ADDRESS, _by_address(subscription_seal_context)
     ),
     SealedColumn("subscriptions", "sealed_nik", ADDRESS, _by_address(nik_seal_context)),
+    SealedColumn("facilitators", "sealed_name", (), _by_id(name_seal_context)),
+    SealedColumn("facilitators", "sealed_phone", (), _by_id(phone_seal_context)),
+    SealedColumn("facilitator_households", "sealed_nik", (), _household_context),
 )
 
 

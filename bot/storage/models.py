@@ -273,3 +273,64 @@ class NoticeRun(Base):
     changes_read: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class FacilitatorAccount(Base):
+    """A PKH facilitator enrolled by an operator. Name and phone are sealed; the phone's
+    keyed hash keeps one enrolment per phone at a time. The activation code is kept only as a keyed
+    hash, until a new one replaces it; the linked Telegram chat as its address hash."""
+
+    __tablename__ = "facilitators"
+
+    id: Mapped[str] = mapped_column(String(8), primary_key=True)  # F- and 6 characters
+    sealed_name: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_phone: Mapped[bytes] = mapped_column(LargeBinary)
+    # None once deactivated and the phone enrolled again under a new id.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    deactivated_at: Mapped[datetime | None] = mapped_column()
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column()
+    code_used_at: Mapped[datetime | None] = mapped_column()
+    chat_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class FacilitatorArea(Base):
+    """A kecamatan a facilitator serves, one row each rather than a list in a text column:
+    the database can then answer "who serves 330201" and never parses a stored string."""
+
+    __tablename__ = "facilitator_areas"
+
+    facilitator_id: Mapped[str] = mapped_column(
+        String(8), ForeignKey("facilitators.id", ondelete="CASCADE"), primary_key=True
+    )
+    kecamatan: Mapped[str] = mapped_column(String(6), primary_key=True)
+
+
+class FacilitatorHousehold(Base):
+    """A household on a facilitator's list: its NIK sealed (to show it masked), its keyed
+    hash to join with filings and subscriptions."""
+
+    __tablename__ = "facilitator_households"
+
+    facilitator_id: Mapped[str] = mapped_column(
+        String(8), ForeignKey("facilitators.id", ondelete="CASCADE"), primary_key=True
+    )
+    nik_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_nik: Mapped[bytes] = mapped_column(LargeBinary)
+    added_at: Mapped[datetime] = mapped_column()
+
+
+class FacilitatorAuditEntry(Base):
+    """What a facilitator did, when, about whom: the NIK only as its keyed hash."""
+
+    __tablename__ = "facilitator_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column()
+    facilitator_id: Mapped[str] = mapped_column(String(8), ForeignKey("facilitators.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    nik_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_facilitator_audit_facilitator", "facilitator_id", "at"),)
