@@ -100,6 +100,16 @@ class Services:
             lease=timedelta(seconds=self.settings.notice_lease_s),
         )
 
+    async def watch_quarters(self, ports: Mapping[str, OutboundPort], stop: asyncio.Event) -> None:
+        """Run each quarter once the registry publishes it, sending through `ports`."""
+        await watch_quarters(
+            self.database,
+            self.registry,
+            lambda: self.notice_run(ports),
+            interval_s=self.settings.notice_poll_minutes * 60.0,
+            stop=stop,
+        )
+
     async def run_workers(self, stop: asyncio.Event) -> None:
         """The outbox, the ticket follower and outbound messages, until `stop` is set."""
         await asyncio.gather(
@@ -303,16 +313,7 @@ async def _run_background(
     retention = PhotoRetention(services.blobs, timedelta(days=settings.photo_retention_days))
     housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now, photos=retention))
     try:
-        await asyncio.gather(
-            services.run_workers(stop),
-            watch_quarters(
-                services.database,
-                services.registry,
-                lambda: services.notice_run(ports),
-                interval_s=settings.notice_poll_minutes * 60.0,
-                stop=stop,
-            ),
-        )
+        await asyncio.gather(services.run_workers(stop), services.watch_quarters(ports, stop))
     finally:
         housekeeping.cancel()
 

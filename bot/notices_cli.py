@@ -14,7 +14,6 @@ from tqdm import tqdm
 
 from bot.app import build_services
 from bot.notice_run import RunSummary
-from bot.notice_watch import watch_quarters
 from bot.outbound import OutboundPort
 from bot.settings import Settings
 from handlers.telegram import CHANNEL as TELEGRAM_CHANNEL
@@ -83,13 +82,7 @@ async def watch(settings: Settings) -> None:
     _stop_on_signals(stop.set)
     try:
         async with push_ports(settings) as ports:
-            await watch_quarters(
-                services.database,
-                services.registry,
-                lambda: services.notice_run(ports),
-                interval_s=settings.notice_poll_minutes * 60.0,
-                stop=stop,
-            )
+            await services.watch_quarters(ports, stop)
     finally:
         await services.close()
 
