@@ -9,11 +9,14 @@ every call and reads every answer.
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TIMEOUT_S = 5.0
+_JSON = {"Content-Type": "application/json"}
 # Connections kept to the Bot API: replies to many chats go out at once.
 DEFAULT_POOL_SIZE = 64
 
@@ -66,14 +69,19 @@ class AiohttpRequest(BaseRequest):
             sock_connect=_seconds(connect_timeout, self._connect_timeout),
             sock_read=_seconds(read_timeout, self._read_timeout),
         )
-        body: aiohttp.FormData | dict[str, str] | None = None
-        if request_data is not None:
-            body = (
-                _multipart(request_data) if request_data.contains_files
-                else request_data.json_parameters
-            )  # fmt: skip
+        body: aiohttp.FormData | bytes | None = None
+        headers = None
+        if request_data is not None and request_data.contains_files:
+            body = _multipart(request_data)
+        elif request_data is not None:
+            # One JSON body (the Bot API takes application/json): percent-encoding each
+            # JSON-encoded field of a form costs more than the rest of the call.
+            body = json.dumps(request_data.parameters).encode()
+            headers = _JSON
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as answer:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as answer:
                 return answer.status, await answer.read()
         except TimeoutError as error:
             raise TimedOut from error
