@@ -1174,6 +1174,18 @@ def ratio(mine: float, base: float) -> float:
     return mine / base if base else float("nan")
 
 
+def _versus(mine: Series, base: Series, *, peak: bool = True, cpu: bool = False) -> str:
+    """Saturation of `mine` over `base`, with the peaks' ratio and the CPU compared."""
+    text = (
+        f"{mine.saturation:.0f} / {base.saturation:.0f} = "
+        f"{ratio(mine.saturation, base.saturation):.2f}x"
+    )
+    details = [f"peak achieved {ratio(mine.peak, base.peak):.2f}x"] if peak else []
+    if cpu:
+        details.append(cpu_compared(base, mine))
+    return f"{text} ({'; '.join(details)})" if details else text
+
+
 def cpu_compared(base: Series, mine: Series) -> str:
     """Bot CPU per request of both at the highest offered rate both served cleanly."""
 
@@ -1284,10 +1296,7 @@ def summary(bench: Bench) -> list[str]:
         targets.append(
             (
                 "one instance ≥ 3x the old commit (same kind of process)",
-                f"{fair.saturation:.0f} / {base.saturation:.0f} = "
-                f"{ratio(fair.saturation, base.saturation):.2f}x "
-                f"(peak achieved {ratio(fair.peak, base.peak):.2f}x; "
-                f"{cpu_compared(base, fair)})",
+                _versus(fair, base, cpu=True),
                 ratio(fair.saturation, base.saturation) >= 3,
             )
         )
@@ -1295,10 +1304,7 @@ def summary(bench: Bench) -> list[str]:
         targets.append(
             (
                 "one instance ≥ 3x the old commit (real `serve`)",
-                f"{one.saturation:.0f} / {base.saturation:.0f} = "
-                f"{ratio(one.saturation, base.saturation):.2f}x "
-                f"(peak achieved {ratio(one.peak, base.peak):.2f}x; "
-                f"{cpu_compared(base, one)})",
+                _versus(one, base, cpu=True),
                 ratio(one.saturation, base.saturation) >= 3,
             )
         )
@@ -1306,21 +1312,12 @@ def summary(bench: Bench) -> list[str]:
         targets.append(
             (
                 "`--workers 2` ≥ 1.7x one instance",
-                f"{workers.saturation:.0f} / {one.saturation:.0f} = "
-                f"{ratio(workers.saturation, one.saturation):.2f}x "
-                f"(peak achieved {ratio(workers.peak, one.peak):.2f}x)",
+                _versus(workers, one),
                 ratio(workers.saturation, one.saturation) >= 1.7,
             )
         )
     if two and one:
-        targets.append(
-            (
-                "(no target) two instances / one",
-                f"{two.saturation:.0f} / {one.saturation:.0f} = "
-                f"{ratio(two.saturation, one.saturation):.2f}x",
-                None,
-            )
-        )
+        targets.append(("(no target) two instances / one", _versus(two, one, peak=False), None))
     lines += ["", "== targets =="]
     for name, figure, passed in targets:
         verdict = "    " if passed is None else ("PASS" if passed else "MISS")
