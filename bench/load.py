@@ -143,18 +143,7 @@ class Run:
         self, name: str, command: list[str], env: dict[str, str], *, cwd: Path = ROOT
     ) -> Child:
         log_file = self.workdir / f"{name.replace(' ', '-')}.log"
-        with log_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-                preexec_fn=_die_with_parent,
-            )
-        child = Child(name, process, log_file)
+        child = Child.start(name, command, env, log_file, cwd=cwd, append=True)
         self.children.append(child)
         return child
 

@@ -99,11 +99,20 @@ class Child:
     log: Path
 
     @classmethod
-    def start(cls, name: str, command: Sequence[str], env: dict[str, str], log: Path) -> Child:
-        with log.open("wb") as out:
+    def start(
+        cls,
+        name: str,
+        command: Sequence[str],
+        env: dict[str, str],
+        log: Path,
+        *,
+        cwd: Path = ROOT,
+        append: bool = False,
+    ) -> Child:
+        with log.open("ab" if append else "wb") as out:
             process = subprocess.Popen(
                 list(command),
-                cwd=ROOT,
+                cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
