@@ -130,16 +130,22 @@ def no_personal_data_in_logs(
 
 
 @pytest.fixture
-async def ussd_url(services: Services) -> AsyncIterator[str]:
-    """POST /ussd of the web app as `serve` builds it, on a local test server."""
+async def web_url(services: Services) -> AsyncIterator[str]:
+    """The root of the web app as `serve` builds it, on a local test server."""
     from handlers.web import create_web_app
 
     server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
     await server.start_server()
     try:
-        yield str(server.make_url("/ussd"))
+        yield str(server.make_url("/"))
     finally:
         await server.close()
+
+
+@pytest.fixture
+def ussd_url(web_url: str) -> str:
+    """POST /ussd of that web app."""
+    return f"{web_url}ussd"
 
 
 @pytest.fixture

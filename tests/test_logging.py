@@ -13,12 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.app import Services
 from bot.logging_setup import log_handler
 from bot.request_context import current_request_id, request_id_bound
-from handlers.web import REQUEST_ID_HEADER, create_web_app
+from handlers.web import REQUEST_ID_HEADER
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
 from tests.support.telegram_bot import polling_bot
 
@@ -63,16 +62,6 @@ def json_log() -> Iterator[JsonLog]:
         yield JsonLog(stream)
     finally:
         root.removeHandler(handler)
-
-
-@pytest.fixture
-async def web_url(services: Services) -> AsyncIterator[str]:
-    server = TestServer(create_web_app(services.ussd, services.health), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("/"))
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -52,6 +52,18 @@ async def consent(fake: FakeTelegram) -> dict[str, Any]:
     return await press(fake, notice, "agree")
 
 
+async def at_the_name_prompt(fake: FakeTelegram, chat: int, nik: str) -> None:
+    """Consent, /cek and the NIK typed in `chat`, each reply received: the name is next."""
+    fake.send_command(chat, "/start")
+    notice = await fake.next_reply(chat)
+    fake.press_button(chat, notice["message_id"], "agree")
+    await fake.next_reply(chat)
+    fake.send_command(chat, "/cek")
+    await fake.next_reply(chat)
+    fake.send_text(chat, nik)
+    await fake.next_reply(chat)
+
+
 # How the Indonesian status page words each programme state.
 STATE_WORDS = {"active": "aktif", "ended": "berhenti", "refused": "tidak disetujui"}
 

@@ -26,6 +26,7 @@ from tests.conftest import TEST_SECRET_KEY
 from tests.support.fake_telegram import DEFAULT_TOKEN, FakeTelegram, running_fake_telegram
 from tests.support.telegram_bot import polling_bot
 from tests.test_cli import BANSOS_BOT, Served, clean_env, free_port, run
+from tests.test_telegram_e2e import at_the_name_prompt
 from tests.ussd_phone import UssdPhone
 
 CHAT = 5151
@@ -272,14 +273,7 @@ async def test_a_slow_registry_gets_a_telegram_answer_within_the_budget(
     monkeypatch.setattr("handlers.telegram.LOOKUP_BUDGET_S", 1.0)
     person = sandbox.population.sample(1)[0]
     async with running_fake_telegram() as fake, polling_bot(fake, services):
-        fake.send_command(CHAT, "/start")
-        notice = await fake.next_reply(CHAT)
-        fake.press_button(CHAT, notice["message_id"], "agree")
-        await fake.next_reply(CHAT)
-        fake.send_command(CHAT, "/cek")
-        await fake.next_reply(CHAT)
-        fake.send_text(CHAT, person.nik)
-        await fake.next_reply(CHAT)
+        await at_the_name_prompt(fake, CHAT, person.nik)
         async with aiohttp.ClientSession() as http:
             await http.post(f"{sandbox.url}/sandbox/faults", json={"latency_ms": 30_000})
         started = time.monotonic()

@@ -30,7 +30,7 @@ from tests.conftest import make_settings
 from tests.support.fake_telegram import DEFAULT_TOKEN, FakeTelegram, running_fake_telegram
 from tests.support.telegram_bot import polling_bot
 from tests.test_cli import free_port
-from tests.test_telegram_e2e import assert_status_of, buttons
+from tests.test_telegram_e2e import assert_status_of, at_the_name_prompt, buttons
 from tests.test_telegram_resilience import fake_port, forwarding
 from tests.ussd_phone import UssdPhone
 
@@ -285,14 +285,7 @@ async def test_sigterm_lets_an_update_in_hand_finish_with_its_reply(
     on_webhook: Serving, fake: FakeTelegram, sandbox: RunningSandbox
 ) -> None:
     person = sandbox.population.sample(1)[0]
-    fake.send_command(CHAT, "/start")
-    notice = await fake.next_reply(CHAT)
-    fake.press_button(CHAT, notice["message_id"], "agree")
-    await fake.next_reply(CHAT)
-    fake.send_command(CHAT, "/cek")
-    await fake.next_reply(CHAT)
-    fake.send_text(CHAT, person.nik)
-    await fake.next_reply(CHAT)
+    await at_the_name_prompt(fake, CHAT, person.nik)
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox.url}/sandbox/faults", json={"latency_ms": 3000})
 
