@@ -86,7 +86,8 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as error:
             raise TimedOut from error
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            # The class only: aiohttp's message may hold the URL, and the URL the token.
+            raise NetworkError(f"aiohttp.{type(error).__name__}") from error
 
 
 def _seconds(given: float | object | None, default: float | None) -> float | None:

@@ -138,20 +138,19 @@ class Database:
             nonlocal broken
             broken = True
 
+        async def send(command: str) -> None:
+            try:
+                await raw.execute(command)
+            except Exception as error:
+                await discard_if_closed(discard, raw, error)
+                raise
+
         try:
             if transaction:
-                try:
-                    await raw.execute("BEGIN")
-                except Exception as error:
-                    await discard_if_closed(discard, raw, error)
-                    raise
+                await send("BEGIN")
             yield Unit(None, Driver(raw, discard), "postgresql")
             if transaction:
-                try:
-                    await raw.execute("COMMIT")
-                except Exception as error:
-                    await discard_if_closed(discard, raw, error)
-                    raise
+                await send("COMMIT")
         finally:
             if broken or raw.is_closed() or raw.is_in_transaction():
                 await greenlet_spawn(fairy.invalidate)
