@@ -328,18 +328,20 @@ async def _run_telegram(
     takes to answer; then messages nobody asked for go out through it too. Until then they
     wait in their queues, and USSD runs regardless."""
     settings = services.settings
-    if settings.public_url is not None:
-        url = webhook_url(settings.public_url)
-        secret = settings.telegram_webhook_secret_token
-        await link.connect_webhook(application, url=url, secret_token=secret)
-    else:
-        await link.connect(application)
-    port = TelegramOutbound(application.bot)
-    services.outbound.add_port(TELEGRAM_CHANNEL, port)
-    ports[TELEGRAM_CHANNEL] = port
-    if settings.public_url is not None:
-        # Polling reports its own failures; a webhook is watched (until serve stops).
-        await link.watch_webhook(application, url=url, secret_token=secret)
+
+    def send_through_it() -> None:
+        port = TelegramOutbound(application.bot)
+        services.outbound.add_port(TELEGRAM_CHANNEL, port)
+        ports[TELEGRAM_CHANNEL] = port
+
+    if settings.public_url is None:
+        await link.connect(application)  # polling reports its own failures
+        send_through_it()
+        return
+    url, secret = webhook_url(settings.public_url), settings.telegram_webhook_secret_token
+    await link.connect_webhook(application, url=url, secret_token=secret)
+    send_through_it()
+    await link.watch_webhook(application, url=url, secret_token=secret)  # until serve stops
 
 
 def site_url(settings: Settings) -> str:
