@@ -61,12 +61,17 @@ def counter(
 def address_counters(limits: LookupLimits, address_hash: str, now: datetime) -> list[Counter]:
     return [
         counter("addr-short", address_hash, limits.short_limit, now, limits.short_window, _ZERO),
-        counter("addr-day", address_hash, limits.per_day, now, DAY, _DAY_OFFSET),
+        daily_counter("addr-day", address_hash, limits.per_day, now),
     ]
 
 
 def nik_counter(limits: LookupLimits, nik_hash: str, now: datetime) -> Counter:
-    return counter(NIK_FAILURES, nik_hash, limits.name_failures_per_nik, now, DAY, _DAY_OFFSET)
+    return daily_counter(NIK_FAILURES, nik_hash, limits.name_failures_per_nik, now)
+
+
+def daily_counter(scope: str, key: str, limit: int, now: datetime) -> Counter:
+    """A counter of `limit` per day (days start at midnight WIB)."""
+    return counter(scope, key, limit, now, DAY, _DAY_OFFSET)
 
 
 def global_counter(limits: LookupLimits, shard: int, now: datetime) -> Counter:

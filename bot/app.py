@@ -18,6 +18,7 @@ from bot.blob_store import BlobStore
 from bot.crypto import KeyRing
 from bot.dialog_engine import DialogEngine
 from bot.effects import EffectRunner
+from bot.facilitator_service import FacilitatorService
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.health import Health, TelegramStatus
@@ -130,12 +131,23 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
         raise
     keys = KeyRing.load(settings.secret_key, settings.sealing_keys_file)
     registry = RegistryClient(registry_url, settings.registry_token, observer=RegistryCalls())
-    status = StatusService(registry, database, keys, limits=settings.lookup_limits, clock=utc_now)
+    status = StatusService(
+        registry,
+        database,
+        keys,
+        limits=settings.lookup_limits,
+        facilitator_limits=settings.facilitator_lookup_limits,
+        clock=utc_now,
+    )
     blobs = BlobStore(settings.blob_dir)
     limits = PhotoLimits(max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_pixels)
     area_rule = AreaRule(settings.objection_area)
     filings = FilingService(
-        keys, filings_per_day=settings.filings_per_day, area_rule=area_rule, clock=utc_now
+        keys,
+        filings_per_day=settings.filings_per_day,
+        facilitator_filings_per_day=settings.facilitator_filings_per_day,
+        area_rule=area_rule,
+        clock=utc_now,
     )
     subscriptions = SubscriptionService(
         keys, per_address=settings.subscriptions_per_chat, clock=utc_now
@@ -149,6 +161,7 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
             filings,
             subscriptions,
             PersonalDataService(blobs, subscriptions),
+            FacilitatorService(keys, clock=utc_now),
         ),
         idle_timeout=timedelta(minutes=settings.conversation_idle_minutes),
         clock=utc_now,

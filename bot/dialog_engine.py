@@ -33,6 +33,7 @@ from bot.dialogs.model import (
 )
 from bot.dialogs.reply_json import reply_from_json, reply_to_json
 from bot.effects import EffectRunner, Prepared
+from bot.facilitators import FACILITATOR_CHANNEL, FacilitatorRole
 from bot.filings import Filer
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.notifications import Notification, UnknownNotification, notification_from_json
@@ -42,6 +43,7 @@ from bot.storage import conversation_store
 from bot.storage.conversation_store import ConversationRow
 from bot.storage.database import Database, NeedsSession, Unit
 from bot.storage.driver_sql import ConnectionDropped
+from bot.storage.facilitator_repository import FacilitatorRepository
 from bot.storage.outbound_repository import OutboundRepository
 
 log = logging.getLogger(__name__)
@@ -148,20 +150,31 @@ class DialogEngine:
         lean: bool,
     ) -> Reply:
         address_hash = self._keys.address_hash(channel, address)
-        context = DialogContext(
-            photos=files is not None,
-            area_rule=self._area_rule,
-            idle_minutes=int(self._idle_timeout.total_seconds() // 60),
-            photo_retention_days=self._photo_retention_days,
-        )
-        filer = Filer(channel=channel, address=address, address_hash=address_hash)
         turn_key = None if session_id is None else self._keys.keyed_hash("turn", session_id)
         # Held mail is looked for when a session starts: a USSD turn's first request (later
         # ones carry the session's START too, already applied).
         starts = inputs[-1].kind is InputKind.START
         async with self._database.unit(lean=lean) as unit:
-            row, has_mail = await conversation_store.load_or_create(
-                unit, self._blank(channel, address_hash), held_mail=starts
+            loaded = await conversation_store.load_or_create(
+                unit,
+                self._blank(channel, address_hash),
+                held_mail=starts,
+                facilitator=channel == FACILITATOR_CHANNEL,
+            )
+            row, has_mail = loaded.row, loaded.held_mail
+            role = await self._role(unit, loaded.facilitator_id)
+            context = DialogContext(
+                photos=files is not None,
+                area_rule=self._area_rule,
+                idle_minutes=int(self._idle_timeout.total_seconds() // 60),
+                photo_retention_days=self._photo_retention_days,
+                facilitator=role,
+            )
+            filer = Filer(
+                channel=channel,
+                address=address,
+                address_hash=address_hash,
+                facilitator_id=None if role is None else role.id,
             )
             state = self._decode(row, context)
             done = row.turn_count if turn_key is not None and row.turn_session == turn_key else 0
@@ -222,7 +235,7 @@ class DialogEngine:
             transition = router.step(state, inp, mail)
             effect = transition.effect
             if effect is not None and effect.in_transaction:
-                outcome = await self._effects.run_in(await unit.session(), effect, filer)
+                outcome = await self._effects.run_in(unit, effect, filer)
                 transition = router.resume(transition.state, outcome)
             elif effect is not None:
                 prepared = await self._effects.prepare_in(unit, effect, filer)
@@ -286,6 +299,14 @@ class DialogEngine:
         if current is None:
             return router.prompt_for(router.new_state(DEFAULT_LANGUAGE))
         return router.prompt_for(self._decode(current, transition.state.context))
+
+    async def _role(self, unit: Unit, facilitator_id: str | None) -> FacilitatorRole | None:
+        """The facilitator this chat speaks for, with their areas. Their steps run in a full
+        unit (a lean one raises NeedsSession here): they are few, and audited."""
+        if facilitator_id is None:
+            return None
+        areas = await FacilitatorRepository(await unit.session()).areas_of([facilitator_id])
+        return FacilitatorRole(facilitator_id, tuple(areas[facilitator_id]))
 
     async def _held_mail(self, unit: Unit, filer: Filer, inp: Input) -> list[Notification]:
         """Messages kept for a channel that cannot push, shown once when a session starts."""

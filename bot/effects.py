@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.dialogs.model import (
+    ActivateFacilitator,
     Effect,
     EraseMyData,
+    ListHouseholds,
     ListSubscriptions,
     ListTickets,
     Outcome,
@@ -24,14 +24,17 @@ from bot.dialogs.model import (
     Subscribe,
     Unsubscribe,
 )
+from bot.facilitator_service import FacilitatorService
+from bot.facilitators import Action, HouseholdPage
 from bot.filing_service import FilingService
-from bot.filings import Filer
+from bot.filings import Filer, FilingAccepted
 from bot.lookup import LookupFailure, Throttled
 from bot.personal_data_service import PersonalDataService
 from bot.photo_intake import UNAVAILABLE, FileSource, PhotoIntake
 from bot.status_service import Admission, StatusService
 from bot.storage.database import Unit
 from bot.subscription_service import SubscriptionService
+from bot.subscriptions import Subscribed
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +56,14 @@ class EffectRunner:
         filings: FilingService,
         subscriptions: SubscriptionService,
         personal_data: PersonalDataService,
+        facilitators: FacilitatorService,
     ) -> None:
         self.status = status
         self.photos = photos
         self.filings = filings
         self.subscriptions = subscriptions
         self.personal_data = personal_data
+        self.facilitators = facilitators
 
     async def run_slow(
         self,
@@ -104,21 +109,43 @@ class EffectRunner:
         """The part of a slow effect that belongs in the step's transaction: a status
         look-up is admitted by the limits there, in the same round trips as the step."""
         if isinstance(effect, StatusLookup):
-            admission = await self.status.admit(unit, filer.channel, filer.address_hash, effect.nik)
+            facilitator = filer.facilitator_id
+            admission = await self.status.admit(
+                unit, filer.channel, filer.address_hash, effect.nik, facilitator=bool(facilitator)
+            )
             if isinstance(admission, Throttled):
                 return Prepared(outcome=admission)
+            if facilitator is not None:
+                await self.facilitators.note(
+                    await unit.session(), facilitator, Action.LOOKUP, effect.nik
+                )
             return Prepared(ticket=admission)
         return Prepared()
 
-    async def run_in(self, session: AsyncSession, effect: Effect, filer: Filer) -> Outcome:
+    async def run_in(self, unit: Unit, effect: Effect, filer: Filer) -> Outcome:
+        if isinstance(effect, ActivateFacilitator):
+            return await self.facilitators.activate_in_chat(unit, effect.code, filer.address_hash)
+        session = await unit.session()
+        facilitator = filer.facilitator_id
         if isinstance(effect, SubmitFiling):
-            return await self.filings.submit(session, filer, effect.draft)
+            filed = await self.filings.submit(session, filer, effect.draft)
+            if facilitator is not None and isinstance(filed, FilingAccepted):
+                subject = effect.draft.subject_nik
+                await self.facilitators.note(session, facilitator, Action.FILING, subject)
+            return filed
+        if isinstance(effect, ListHouseholds):
+            if facilitator is None:  # the dialogs offer the list to facilitators only
+                return HouseholdPage((), 0, 0, 1)
+            return await self.facilitators.household_page(session, facilitator, effect.page)
         if isinstance(effect, ListTickets):
             return await self.filings.tickets(session, filer)
         if isinstance(effect, ShowTicket):
             return await self.filings.ticket(session, filer, effect.ticket)
         if isinstance(effect, Subscribe):
-            return await self.subscriptions.subscribe(session, filer, effect.nik)
+            subscribed = await self.subscriptions.subscribe(session, filer, effect.nik)
+            if facilitator is not None and isinstance(subscribed, Subscribed):
+                await self.facilitators.note(session, facilitator, Action.SUBSCRIPTION, effect.nik)
+            return subscribed
         if isinstance(effect, ListSubscriptions):
             return await self.subscriptions.list(session, filer)
         if isinstance(effect, Unsubscribe):

@@ -12,11 +12,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.admission import daily_counter
 from bot.crypto import KeyRing, SealBroken
 from bot.facilitators import (
     CODE_HASH_PURPOSE,
+    FACILITATOR_CHANNEL,
     PHONE_HASH_PURPOSE,
     Action,
+    Activated,
+    ActivationOutcome,
     ActivationRefusal,
     ActivationRefused,
     AuditEntry,
@@ -25,6 +29,7 @@ from bot.facilitators import (
     FacilitatorInactive,
     Household,
     HouseholdOutcome,
+    HouseholdPage,
     IssuedCode,
     PhoneAlreadyEnrolled,
     UnknownFacilitator,
@@ -38,12 +43,12 @@ from bot.facilitators import (
     parse_areas,
 )
 from bot.nik import InvalidNik, mask_nik, parse_nik
+from bot.storage.admission_repository import AdmissionRepository
+from bot.storage.database import Unit
 from bot.storage.facilitator_repository import FacilitatorRepository
 from bot.storage.models import FacilitatorAccount, FacilitatorAuditEntry, FacilitatorHousehold
 from handlers.phone import normalize_phone
 
-# Facilitators work from Telegram: the USSD menu has no room for their forms and lists.
-FACILITATOR_CHANNEL = "telegram"
 _NEW_ID_ATTEMPTS = 8
 
 
@@ -59,10 +64,22 @@ def household_seal_context(facilitator_id: str, nik_hash: str) -> str:
     return f"facilitator-household:{facilitator_id}:{nik_hash}"
 
 
+# The admission counter of codes that did not work, per chat and day.
+ACTIVATION_FAILURES = "activation-fail"
+HOUSEHOLDS_PER_PAGE = 8
+
+
 class FacilitatorService:
-    def __init__(self, keys: KeyRing, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        *,
+        clock: Callable[[], datetime],
+        activation_failures_per_day: int = 5,
+    ) -> None:
         self._keys = keys
         self._clock = clock
+        self._failures_per_day = activation_failures_per_day
 
     async def enrol(
         self, session: AsyncSession, name: str, phone: str, areas: str | Iterable[str]
@@ -157,6 +174,48 @@ class FacilitatorService:
         self._record(repository, account.id, Action.ACTIVATION, None, now)
         areas = (await repository.areas_of([account.id]))[account.id]
         return self._facilitator(account, areas)
+
+    async def activate_in_chat(
+        self, unit: Unit, code: str, chat_address_hash: str
+    ) -> ActivationOutcome:
+        """`activate`, for a chat: a few codes that do not work a day, then a refusal,
+        so codes cannot be guessed. The attempt is counted first, in the same statement
+        style as the look-up limits, and given back when the code works."""
+        attempt = daily_counter(
+            ACTIVATION_FAILURES, chat_address_hash, self._failures_per_day, self._clock()
+        )
+        counters = AdmissionRepository(unit)
+        if not await counters.take_all([attempt]):
+            return ActivationRefused(ActivationRefusal.TOO_MANY_ATTEMPTS)
+        outcome = await self.activate(await unit.session(), code, chat_address_hash)
+        if isinstance(outcome, ActivationRefused):
+            return outcome
+        await counters.give_back_all([attempt])
+        return Activated(outcome.id, outcome.areas)
+
+    async def note(
+        self, session: AsyncSession, facilitator_id: str, action: Action, nik: str | None
+    ) -> None:
+        """What a facilitator did for a household: a line of the audit, and the household
+        on their list (when its NIK is of their areas: the dialogs refuse the others)."""
+        await self.record(session, facilitator_id, action, nik)
+        if nik is not None:
+            await self.add_household(session, facilitator_id, nik)
+
+    async def household_page(
+        self, session: AsyncSession, facilitator_id: str, page: int
+    ) -> HouseholdPage:
+        """One page of the facilitator's households (the last one if `page` is past it)."""
+        listed = await self.households(session, facilitator_id)
+        last = max(0, (len(listed) - 1) // HOUSEHOLDS_PER_PAGE)
+        page = min(max(0, page), last)
+        start = page * HOUSEHOLDS_PER_PAGE
+        return HouseholdPage(
+            tuple(listed[start : start + HOUSEHOLDS_PER_PAGE]),
+            page,
+            len(listed),
+            HOUSEHOLDS_PER_PAGE,
+        )
 
     async def facilitator_for_chat(
         self, session: AsyncSession, chat_address_hash: str

@@ -35,6 +35,8 @@ CODE_HASH_PURPOSE: Final = "facilitator-code"
 PHONE_HASH_PURPOSE: Final = "facilitator-phone"
 KECAMATAN_DIGITS: Final = 6
 NAME_MAX_LENGTH: Final = 100
+# Facilitators work from Telegram: the USSD menu has no room for their forms and lists.
+FACILITATOR_CHANNEL: Final = "telegram"
 WIB: Final = timezone(timedelta(hours=7), "WIB")
 
 _CODE_SEPARATORS = re.compile(r"[\s\-_.]+")
@@ -61,11 +63,35 @@ class ActivationRefusal(StrEnum):
     EXPIRED = "expired"
     DEACTIVATED = "deactivated"
     CHAT_LINKED_ELSEWHERE = "chat_linked_elsewhere"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # codes that did not work, per chat per day
 
 
 @dataclass(frozen=True, slots=True)
 class ActivationRefused:
     reason: ActivationRefusal
+
+
+@dataclass(frozen=True, slots=True)
+class Activated:
+    """A chat now speaks for this facilitator."""
+
+    facilitator_id: str
+    areas: tuple[str, ...]
+
+
+ActivationOutcome = Activated | ActivationRefused
+
+
+@dataclass(frozen=True, slots=True)
+class FacilitatorRole:
+    """The facilitator a chat speaks for, read afresh for every message (so a
+    deactivation takes effect on the next one): their id and the kecamatan they serve."""
+
+    id: str
+    areas: tuple[str, ...]
+
+    def serves(self, nik: str) -> bool:
+        return in_area(nik, self.areas)
 
 
 class CodeState(StrEnum):
@@ -168,6 +194,20 @@ class Household:
     masked_nik: str
     added_at: datetime
     tickets: tuple[TicketSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdPage:
+    """One page of a facilitator's households, for the chat (pages start at 0)."""
+
+    households: tuple[Household, ...]
+    page: int
+    total: int
+    per_page: int
+
+    @property
+    def more(self) -> bool:
+        return (self.page + 1) * self.per_page < self.total
 
 
 def new_facilitator_id() -> str:

@@ -51,9 +51,12 @@ class FilingService:
         filings_per_day: int,
         area_rule: AreaRule,
         clock: Callable[[], datetime],
+        facilitator_filings_per_day: int | None = None,
     ) -> None:
         self._keys = keys
         self._per_day = filings_per_day
+        # A facilitator files for the households of a whole kecamatan.
+        self._facilitator_per_day = facilitator_filings_per_day or filings_per_day
         self._area_rule = area_rule
         self._clock = clock
 
@@ -73,7 +76,7 @@ class FilingService:
         # The conversation row of this filer is locked by the caller's transaction, so
         # these checks and the insert below cannot interleave with another of theirs.
         today = await filings.count_by_filer_since(filer.channel, filer.address_hash, now - DAY)
-        if today >= self._per_day:
+        if today >= (self._facilitator_per_day if filer.facilitator_id else self._per_day):
             return FilingRefused(FilingRefusal.TOO_MANY_TODAY)
         open_ticket = await filings.open_ticket(
             filer.channel, filer.address_hash, draft.kind, subject_hash

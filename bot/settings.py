@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,6 +57,10 @@ class Settings:
     lookups_per_day: int
     name_failures_per_nik: int
     lookups_global_per_minute: int
+    facilitator_lookups_short_limit: int
+    facilitator_lookups_per_day: int
+    facilitator_filings_per_day: int
+    facilitator_subscriptions_max: int
     sandbox_households: int
     sandbox_seed: int
     log_level: str
@@ -122,6 +126,15 @@ class Settings:
         )
 
     @property
+    def facilitator_lookup_limits(self) -> LookupLimits:
+        """A facilitator's own limits per chat; per NIK and service-wide, everyone's."""
+        return replace(
+            self.lookup_limits,
+            short_limit=self.facilitator_lookups_short_limit,
+            per_day=self.facilitator_lookups_per_day,
+        )
+
+    @property
     def telegram_enabled(self) -> bool:
         return self.telegram_bot_token is not None
 
@@ -176,6 +189,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         name_failures_per_nik=_integer(env, "NAME_FAILURES_PER_NIK", 5, low=1, high=1000),
         lookups_global_per_minute=_integer(
             env, "LOOKUPS_GLOBAL_PER_MINUTE", 6000, low=1, high=10_000_000
+        ),
+        facilitator_lookups_short_limit=_integer(
+            env, "FACILITATOR_LOOKUPS_SHORT_LIMIT", 30, low=1, high=100_000
+        ),
+        facilitator_lookups_per_day=_integer(
+            env, "FACILITATOR_LOOKUPS_PER_DAY", 300, low=1, high=1_000_000
+        ),
+        facilitator_filings_per_day=_integer(
+            env, "FACILITATOR_FILINGS_PER_DAY", 50, low=1, high=10_000
+        ),
+        facilitator_subscriptions_max=_integer(
+            env, "FACILITATOR_SUBSCRIPTIONS_MAX", 500, low=1, high=100_000
         ),
         sandbox_households=_integer(env, "SANDBOX_HOUSEHOLDS", 2000, low=1, high=1_000_000),
         sandbox_seed=_integer(env, "SANDBOX_SEED", 42, low=0, high=2**31),

@@ -54,12 +54,16 @@ class StatusService:
         *,
         limits: LookupLimits,
         clock: Callable[[], datetime],
+        facilitator_limits: LookupLimits | None = None,
         shard_picker: Callable[[], int] | None = None,
     ) -> None:
         self._registry = registry
         self._database = database
         self._keys = keys
         self._limits = limits
+        # Facilitators check for hundreds of households: higher per-address limits. The
+        # per-NIK and service-wide limits are the same for everyone.
+        self._facilitator_limits = facilitator_limits or limits
         self._clock = clock
         # Any shard will do; a random one spreads concurrent look-ups over the rows.
         self._shard = shard_picker or (lambda: random.randrange(GLOBAL_SHARDS))  # noqa: S311
@@ -81,7 +85,7 @@ class StatusService:
         return await self.look_up(admission, channel=channel, nik=nik, name=name, budget_s=budget_s)
 
     async def admit(
-        self, work: Unit, channel: str, address_hash: str, nik: str
+        self, work: Unit, channel: str, address_hash: str, nik: str, *, facilitator: bool = False
     ) -> Admission | Throttled:
         """Take a unit of every limit, in the caller's transaction (the dialog step's).
 
@@ -92,10 +96,11 @@ class StatusService:
         now = self._clock()
         nik_hash = self._keys.nik_hash(nik)
         nik_unit = nik_counter(self._limits, nik_hash, now)
+        per_address = self._facilitator_limits if facilitator else self._limits
         ordered = [
             *(
                 (unit, ThrottleReason.ADDRESS)
-                for unit in address_counters(self._limits, address_hash, now)
+                for unit in address_counters(per_address, address_hash, now)
             ),
             (nik_unit, ThrottleReason.NIK),
             (global_counter(self._limits, self._shard(), now), ThrottleReason.BUSY),

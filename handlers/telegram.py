@@ -394,7 +394,8 @@ def input_from_message(message: Message) -> Input:
         entity = message.entities[0] if message.entities else None
         if entity is not None and entity.type == "bot_command" and entity.offset == 0:
             command = message.text[1 : entity.length].split("@", 1)[0].lower()
-            return Input(InputKind.COMMAND, command)
+            argument = message.text[entity.length :].strip()
+            return Input(InputKind.COMMAND, command, argument=argument)
         return Input(InputKind.TEXT, message.text)
     if message.photo:
         largest = message.photo[-1]

@@ -185,3 +185,38 @@ async def test_counters_hold_no_nik_and_no_address_in_clear(
     keys = KeyRing.from_secret(TEST_SECRET_KEY)
     assert keys.nik_hash(person.nik) in dump
     assert person.nik not in dump and person.name.upper() not in dump.upper()
+
+
+async def test_facilitators_have_higher_limits_per_chat_still_atomic_and_the_same_per_nik(
+    services: Services, sandbox: RunningSandbox
+) -> None:
+    keys = KeyRing.from_secret(TEST_SECRET_KEY)
+    wider = LookupLimits(
+        short_limit=8,
+        short_window=LIMITS.short_window,
+        per_day=50,
+        name_failures_per_nik=LIMITS.name_failures_per_nik,
+        global_per_minute=LIMITS.global_per_minute,
+    )
+    status = StatusService(
+        services.registry,
+        services.database,
+        keys,
+        limits=LIMITS,
+        facilitator_limits=wider,
+        clock=Clock(),
+    )
+
+    async def admit(address: str, nik: str, *, facilitator: bool) -> bool:
+        async with services.database.unit() as unit:
+            taken = await status.admit(unit, "telegram", address, nik, facilitator=facilitator)
+        return not isinstance(taken, Throttled)
+
+    niks = [p.nik for p in sandbox.population.sample(20)]
+    as_facilitator = await asyncio.gather(*(admit("chat-f", n, facilitator=True) for n in niks))
+    as_citizen = await asyncio.gather(*(admit("chat-c", n, facilitator=False) for n in niks))
+    assert (sum(as_facilitator), sum(as_citizen)) == (wider.short_limit, LIMITS.short_limit)
+    # Guessing one household's name is bounded as for anyone: the per-NIK limit holds.
+    one = next(p.nik for p in sandbox.population.sample(40) if p.nik not in niks)
+    guesses = await asyncio.gather(*(admit(f"chat-{n}", one, facilitator=True) for n in range(9)))
+    assert sum(guesses) == LIMITS.name_failures_per_nik

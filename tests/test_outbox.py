@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,19 @@ async def test_abuse_limits_and_duplicates_are_refused_politely(
         await file(services, who, objection(person.nik))
     over = await file(services, who, objection(sandbox.population.sample(8)[7].nik))
     assert over == FilingRefused(FilingRefusal.TOO_MANY_TODAY)
+
+
+async def test_a_facilitator_files_more_a_day_than_a_citizen_but_not_without_bound(
+    services: Services, sandbox: RunningSandbox
+) -> None:
+    per_day = services.settings.filings_per_day
+    bound = services.settings.facilitator_filings_per_day
+    assert bound > per_day
+    who = replace(filer(5)[0], facilitator_id="F-ABC123")
+    people = sandbox.population.sample(bound + 1)
+    outcomes = [await file(services, who, objection(p.nik)) for p in people]
+    assert all(isinstance(o, FilingAccepted) for o in outcomes[:bound])
+    assert outcomes[bound] == FilingRefused(FilingRefusal.TOO_MANY_TODAY)
 
 
 async def test_dead_letters_are_listed_and_sent_again(

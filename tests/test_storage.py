@@ -19,6 +19,7 @@ from bot.crypto import KeyRing
 from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Input, InputKind
 from bot.effects import EffectRunner
+from bot.facilitator_service import FacilitatorService
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.housekeeping import Swept, sweep
@@ -73,6 +74,7 @@ def engine_with_clock(services: Services, clock: Clock) -> DialogEngine:
         filings,
         subscriptions,
         PersonalDataService(services.blobs, subscriptions),
+        FacilitatorService(keys, clock=clock),
     )
     return DialogEngine(
         services.database, keys, effects, idle_timeout=timedelta(minutes=30), clock=clock

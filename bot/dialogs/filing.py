@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from bot.dialogs.facilitator import area_problem
 from bot.dialogs.filing_forms import FORMS, Field, FieldKind, Form, Option
 from bot.dialogs.model import (
     Choice,
@@ -151,7 +152,12 @@ def sort_prompt(state: DialogState, t: Translator) -> Reply:
     return Reply(
         text=t.gettext("What is the objection about?"),
         choices=(
-            Choice("objection_own", t.gettext("My own status is wrong")),
+            Choice(
+                "objection_own",
+                t.gettext("The household's own status is wrong")
+                if state.context.facilitator is not None
+                else t.gettext("My own status is wrong"),
+            ),
             Choice("objection_other", t.gettext("A listed recipient is not eligible")),
         ),
         expects=Expect.CHOICE,
@@ -193,7 +199,8 @@ def field_prompt(state: DialogState, t: Translator) -> Reply:
     if found is None:
         return Reply(text=t.gettext("This form has expired. Please start again from the menu."))
     draft, f = found
-    text = t.gettext(f.prompt)
+    prompt = f.on_behalf if state.context.facilitator is not None and f.on_behalf else f.prompt
+    text = t.gettext(prompt)
     brief = t.gettext(f.brief) if f.brief else None
     if f.kind is FieldKind.CHOICE:
         choices = tuple(Choice(o.key, t.gettext(o.label)) for o in _options(f, state))
@@ -262,6 +269,9 @@ def _take_text(
             value = parse_nik(text).value
         except InvalidNik as problem:
             return Transition(state, notice=_number_problem(f, problem, t))
+        outside = area_problem(state, value, t) if f.kind is FieldKind.NIK else None
+        if outside is not None:
+            return Transition(state, notice=outside)
         area = _area_notice(state, draft.answer(f.key, value), t)
         if area is not None:
             return Transition(state, notice=area)

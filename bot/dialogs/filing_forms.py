@@ -49,6 +49,8 @@ class Field:
     least: int = 1  # photos of this role, at least (when not optional) …
     most: int = 1  # … and at most
     visible: Callable[[Values], bool] = _always
+    # The prompt for a facilitator filing for a household, where `prompt` says "your".
+    on_behalf: str | None = None
 
     @property
     def role(self) -> str:
@@ -75,6 +77,7 @@ def _nik_field(
     prompt: str,
     label: str = N_("NIK"),
     visible: Callable[[Values], bool] = _always,
+    on_behalf: str | None = None,
 ) -> Field:
     return Field(
         key,
@@ -83,6 +86,7 @@ def _nik_field(
         prompt,
         brief=N_("Enter the NIK (16 digits, as on the KTP):"),
         visible=visible,
+        on_behalf=on_behalf,
     )
 
 
@@ -203,7 +207,11 @@ OBJECTION_OWN = Form(
     "objection",
     N_("Objection: my own status is wrong"),
     (
-        _nik_field("nik", N_("Type your NIK: the 16 digits on your KTP.")),
+        _nik_field(
+            "nik",
+            N_("Type your NIK: the 16 digits on your KTP."),
+            on_behalf=N_("Type the NIK of the person whose status is wrong (16 digits)."),
+        ),
         _SUBJECT_NAME,
         Field(
             "reason",
@@ -278,6 +286,10 @@ OBJECTION_OTHER = Form(
                 "who live in the same area as the recipient."
             ),
             label=N_("Your NIK"),
+            on_behalf=N_(
+                "First the NIK of the person who objects (16 digits). They must live in the "
+                "same area as the recipient."
+            ),
         ),
         Field(
             "identify_by",

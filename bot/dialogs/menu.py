@@ -20,6 +20,8 @@ _NIK_LIKE_MIN_DIGITS = 10
 
 
 def menu_prompt(state: DialogState, t: Translator) -> Reply:
+    if state.context.facilitator is not None:
+        return _facilitator_menu(state.context.facilitator.id, t)
     filings = (
         (
             Choice("proposal", t.gettext("Propose a household")),
@@ -43,6 +45,28 @@ def menu_prompt(state: DialogState, t: Translator) -> Reply:
         ),
         expects=Expect.CHOICE,
         brief_gives_way=True,
+    )
+
+
+def _facilitator_menu(facilitator_id: str, t: Translator) -> Reply:
+    """The same steps as a citizen's, worded for someone acting for households."""
+    return Reply(
+        text=t.gettext(
+            "PKH facilitator {id}. What would you like to do for a household of your areas?"
+        ).format(id=facilitator_id),
+        choices=(
+            Choice("check", t.gettext("Check a household")),
+            Choice("proposal", t.gettext("Propose a household")),
+            Choice("objection", t.gettext("Object (sanggah)")),
+            Choice("correction", t.gettext("Correct data")),
+            Choice("households", t.gettext("My households")),
+            Choice("tickets", t.gettext("Tickets filed")),
+            Choice("notices", t.gettext("Change notices")),
+            Choice("language", t.gettext("Change language")),
+            Choice("help", t.gettext("Help")),
+            Choice("privacy", t.gettext("Privacy")),
+        ),
+        expects=Expect.CHOICE,
     )
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import ClassVar
 
+from bot.facilitators import ActivationOutcome, FacilitatorRole, HouseholdPage
 from bot.filings import FilingDraft, FilingOutcome, Location, TicketHistory, TicketList
 from bot.lookup import LookupOutcome
 from bot.personal_data import Erased, HeldData
@@ -43,6 +44,7 @@ class Input:
     value: str = ""
     attachment: Attachment | None = None
     location: Location | None = None
+    argument: str = ""  # what follows a command (`/pendamping K7M2Q-9XHRT`)
 
     def __repr__(self) -> str:  # typed text may be a NIK or a name: keep it out of logs
         return f"Input({self.kind.value})"
@@ -103,6 +105,8 @@ class DialogContext:
     # How long things are kept, for the privacy notice to say exactly.
     idle_minutes: int = 30
     photo_retention_days: int = 30
+    # The PKH facilitator this chat speaks for: their menu, areas and limits apply.
+    facilitator: FacilitatorRole | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,25 @@ class EraseMyData:
     draft_photos: tuple[str, ...] = ()  # photos of a filing begun but not sent
 
 
+@dataclass(frozen=True, slots=True)
+class ActivateFacilitator:
+    """Link this chat to the facilitator whose one-time code this is."""
+
+    in_transaction: ClassVar[bool] = True
+    code: str
+
+    def __repr__(self) -> str:
+        return "ActivateFacilitator(****)"
+
+
+@dataclass(frozen=True, slots=True)
+class ListHouseholds:
+    """One page of the facilitator's households, with their tickets."""
+
+    in_transaction: ClassVar[bool] = True
+    page: int = 0
+
+
 # The step after an erasure: the engine deletes the conversation row instead of saving it.
 FORGOTTEN_STEP = "forgotten"
 
@@ -244,6 +267,8 @@ Effect = (
     | Unsubscribe
     | ShowMyData
     | EraseMyData
+    | ActivateFacilitator
+    | ListHouseholds
 )
 
 
@@ -275,6 +300,8 @@ Outcome = (
     | Unsubscribed
     | HeldData
     | Erased
+    | ActivationOutcome
+    | HouseholdPage
 )
 
 

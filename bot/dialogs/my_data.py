@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from bot.dialogs.facilitator import no_erasure_while_linked
 from bot.dialogs.filing import Draft
 from bot.dialogs.model import (
     FORGOTTEN_STEP,
@@ -18,7 +19,7 @@ from bot.dialogs.model import (
     Transition,
 )
 from bot.dialogs.ticket_words import kind_label, stage_label
-from bot.i18n import Translator
+from bot.i18n import Translator, translator
 from bot.personal_data import Erased, HeldData
 
 LOADING_STEP = "mydata.loading"
@@ -131,6 +132,8 @@ def handle_shown(state: DialogState, inp: Input, t: Translator) -> Transition | 
 
 def ask_to_erase(state: DialogState, *, withdrawing: bool = False) -> Transition:
     """The confirmation, keeping the photos of a filing begun, to delete them too."""
+    if state.context.facilitator is not None:
+        return no_erasure_while_linked(state, translator(state.language))
     return Transition(
         state.at(CONFIRM_STEP, draft_photos=_draft_photos(state), withdrawing=withdrawing)
     )

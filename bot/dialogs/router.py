@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 
-from bot.dialogs import filing, my_data, subscribe, tickets
+from bot.dialogs import facilitator, filing, my_data, subscribe, tickets
 from bot.dialogs.consent import (
     DETAILS_STEP,
     consent_prompt,
@@ -45,6 +46,7 @@ from bot.dialogs.status import (
     resume_lookup,
     waiting_prompt,
 )
+from bot.facilitators import Activated, ActivationRefused, HouseholdPage
 from bot.filings import FilingAccepted, FilingRefused
 from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
 from bot.lookup import LookupFailure, Throttled
@@ -92,6 +94,10 @@ STEPS: dict[str, tuple[Prompt, Handler]] = {
     my_data.SHOWN_STEP: (my_data.shown_prompt, my_data.handle_shown),
     my_data.CONFIRM_STEP: (my_data.confirm_prompt, my_data.handle_confirm),
     my_data.ERASING_STEP: (my_data.erasing_prompt, _ignores),
+    facilitator.CODE_STEP: (facilitator.code_prompt, facilitator.handle_code),
+    facilitator.ACTIVATING_STEP: (facilitator.activating_prompt, _ignores),
+    facilitator.LOADING_STEP: (facilitator.loading_prompt, _ignores),
+    facilitator.HOUSEHOLDS_STEP: (facilitator.households_prompt, facilitator.handle_households),
 }
 # Steps that wait for an effect's outcome: input meanwhile changes nothing.
 WAITING_STEPS = frozenset(
@@ -105,6 +111,8 @@ WAITING_STEPS = frozenset(
         subscribe.LOADING_STEP,
         my_data.LOADING_STEP,
         my_data.ERASING_STEP,
+        facilitator.ACTIVATING_STEP,
+        facilitator.LOADING_STEP,
     }
 )
 
@@ -148,6 +156,10 @@ COMMANDS = {
     "hapusdata": "erase",
     "erase": "erase",
     "delete_my_data": "erase",
+    "pendamping": "facilitator",
+    "facilitator": "facilitator",
+    "dampingan": "households",
+    "households": "households",
 }
 
 # Where "back" leads from each step (steps that remember their origin use it instead).
@@ -213,6 +225,10 @@ def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> T
     if state.step not in STEPS:
         state = _home(state)
     t = translator(state.language)
+    if state.step not in ("menu", "consent") and facilitator.role_changed(state):
+        # Begun as a facilitator since deactivated (or the other way round): nothing of
+        # it is carried on under a role it was not begun with.
+        return _finish(Transition(_home(state), notice=facilitator.role_changed_notice(t)))
     inp = _resolve_number(state, inp)
     if inp.kind is InputKind.START:
         if mail and state.consented:
@@ -221,7 +237,7 @@ def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> T
     if inp.kind is InputKind.COMMAND or (
         inp.kind is InputKind.CHOICE and inp.value in COMMANDS and inp.value in state.offered
     ):
-        return _finish(_command(state, inp.value, t))
+        return _finish(_command(state, inp.value, t, inp.argument))
     if inp.kind is InputKind.CHOICE and inp.value not in state.offered:
         # A button from an older message: its moment has passed.
         return _finish(
@@ -257,6 +273,10 @@ def resume(state: DialogState, outcome: Outcome) -> Transition:
         transition = my_data.resume_show(state, outcome, t)
     elif isinstance(outcome, Erased):
         transition = my_data.resume_erase(state, outcome, t)
+    elif isinstance(outcome, Activated | ActivationRefused):
+        transition = facilitator.resume_activation(state, outcome, t)
+    elif isinstance(outcome, HouseholdPage):
+        transition = facilitator.resume_households(state, outcome, t)
     else:
         transition = tickets.resume_tickets(state, outcome, t)
     return _finish(transition)
@@ -282,14 +302,23 @@ def _finish(transition: Transition) -> Transition:
     offered = tuple(choice.key for choice in reply.choices) if reply else ()
     if reply is not None:
         reply = replace(reply, language=transition.state.language)
-    return replace(transition, state=replace(transition.state, offered=offered), reply=reply)
+    return replace(transition, state=_stamped(transition.state, offered), reply=reply)
+
+
+def _stamped(state: DialogState, offered: tuple[str, ...]) -> DialogState:
+    """The state with the choices it offers, and with the facilitator it works for."""
+    role = state.context.facilitator
+    if role is None or state.data.get(facilitator.ROLE_KEY) == role.id:
+        return replace(state, offered=offered)
+    data = MappingProxyType({**state.data, facilitator.ROLE_KEY: role.id})
+    return replace(state, offered=offered, data=data)
 
 
 def _home(state: DialogState) -> DialogState:
     return state.at("menu" if state.consented else "consent")
 
 
-def _command(state: DialogState, name: str, t: Translator) -> Transition:
+def _command(state: DialogState, name: str, t: Translator, argument: str = "") -> Transition:
     command = COMMANDS.get(name.lower())
     if command is None:
         return Transition(
@@ -332,6 +361,10 @@ def _command(state: DialogState, name: str, t: Translator) -> Transition:
         return my_data.show(state)
     if command == "erase":
         return my_data.ask_to_erase(state)
+    if command == "facilitator":
+        return facilitator.start_activation(state, argument, t)
+    if command == "households":
+        return facilitator.list_households(state, t)
     # language and help are detours: they come back to where the person was.
     return Transition(state.detour(command, _return_point(state)))
 
@@ -347,6 +380,8 @@ _NEEDS_CONSENT = frozenset(
         "subscribe",
         "unsubscribe",
         "notices",
+        "facilitator",
+        "households",
     }
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.dialogs.facilitator import area_problem
 from bot.dialogs.model import (
     Choice,
     DialogState,
@@ -52,6 +53,9 @@ def typed_nik(state: DialogState, inp: Input, t: Translator, *, then: str) -> Tr
         nik = parse_nik(inp.value)
     except InvalidNik as problem:
         return Transition(state, notice=nik_problem_notice(problem, t))
+    outside = area_problem(state, nik.value, t)
+    if outside is not None:
+        return Transition(state, notice=outside)
     return Transition(state.at(then, nik=nik.value))
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.storage.database import Unit
 from bot.storage.driver_sql import DriverStatement
-from bot.storage.models import Conversation, OutboundMessage
+from bot.storage.models import Conversation, FacilitatorAccount, OutboundMessage
 
 _TABLE: Table = Conversation.__table__  # type: ignore[assignment]
 _KEY = ("channel", "address_hash")
@@ -74,9 +74,29 @@ def _held_exists() -> Any:
     )
 
 
-def _load_statement(insert: Any, *, held: bool) -> Any:
+def _facilitator_linked() -> Any:
+    """The active facilitator this chat speaks for, if any (at most one: activation
+    refuses a chat already linked to another active facilitator)."""
+    accounts = FacilitatorAccount.__table__
+    return (
+        select(accounts.c.id)
+        .where(
+            accounts.c.chat_hash == bindparam("key_address", type_=accounts.c.chat_hash.type),
+            accounts.c.active.is_(True),
+        )
+        .limit(1)
+        .scalar_subquery()
+        .label("facilitator_id")
+    )
+
+
+def _load_statement(insert: Any, *, held: bool, facilitator: bool) -> Any:
     upsert = insert(_TABLE).values({c.key: _param(c) for c in _COLUMNS})
-    returned = [*_COLUMNS, _held_exists()] if held else _COLUMNS
+    returned = [
+        *_COLUMNS,
+        *([_held_exists()] if held else []),
+        *([_facilitator_linked()] if facilitator else []),
+    ]
     return upsert.on_conflict_do_update(
         index_elements=list(_KEY), set_={"updated_at": _TABLE.c.updated_at}
     ).returning(*returned)
@@ -84,11 +104,11 @@ def _load_statement(insert: Any, *, held: bool) -> Any:
 
 # Built once: constructing a statement costs more CPU than sending it.
 _LOAD = {
-    ("postgresql", False): _load_statement(postgresql_insert, held=False),
-    ("postgresql", True): _load_statement(postgresql_insert, held=True),
-    ("sqlite", False): _load_statement(sqlite_insert, held=False),
+    (dialect, held, facilitator): _load_statement(insert, held=held, facilitator=facilitator)
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    for held in (False, True)
+    for facilitator in (False, True)
 }
-_HELD = select(_held_exists())
 _SAVE = update(_TABLE).where(_where_key()).values({c.key: _param(c) for c in _VALUE_COLUMNS})
 _SAVE_IF_AT = (
     update(_TABLE)
@@ -102,9 +122,12 @@ _SAVE_IF_AT = (
 )
 _SELECT = select(*_COLUMNS).where(_where_key())
 _DELETE = delete(_TABLE).where(_where_key())
+_ON_DRIVER_LOAD = {
+    (held, facilitator): DriverStatement.of(_LOAD["postgresql", held, facilitator])
+    for held in (False, True)
+    for facilitator in (False, True)
+}
 _ON_DRIVER = {
-    "load": DriverStatement.of(_LOAD["postgresql", False]),
-    "load_held": DriverStatement.of(_LOAD["postgresql", True]),
     "save": DriverStatement.of(_SAVE),
     "save_if_at": DriverStatement.of(_SAVE_IF_AT),
     "select": DriverStatement.of(_SELECT),
@@ -115,33 +138,40 @@ def _key(channel: str, address_hash: str) -> dict[str, Any]:
     return {"key_channel": channel, "key_address": address_hash}
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    row: ConversationRow
+    held_mail: bool  # messages wait for this address (asked only with `held_mail`)
+    facilitator_id: str | None  # the active facilitator this chat speaks for
+
+
 async def load_or_create(
-    unit: Unit, blank: ConversationRow, *, held_mail: bool = False
-) -> tuple[ConversationRow, bool]:
-    """The row (locked until the transaction ends), made from `blank` if new; and whether
-    held messages wait for this address (asked only with `held_mail`).
+    unit: Unit, blank: ConversationRow, *, held_mail: bool = False, facilitator: bool = False
+) -> Loaded:
+    """The row (locked until the transaction ends), made from `blank` if new; whether
+    held messages wait for this address (asked only with `held_mail`); and the active
+    facilitator linked to it (asked only with `facilitator`).
 
     One statement: the upsert's DO UPDATE takes the row lock as SELECT … FOR UPDATE would,
-    so two instances serving the same chat serialise here.
+    so two instances serving the same chat serialise here. The questions ride along in
+    its RETURNING, so they cost no round trip.
     """
     params = {**blank.values(), **_key(blank.channel, blank.address_hash)}
     driver = unit.driver
     if driver is not None:
-        # PostgreSQL answers the held-mail question in the same round trip.
-        record = await driver.fetchrow(_ON_DRIVER["load_held" if held_mail else "load"], params)
+        record = await driver.fetchrow(_ON_DRIVER_LOAD[held_mail, facilitator], params)
         assert record is not None  # an upsert with RETURNING always returns the row
-        return ConversationRow(*record[: len(_COLUMNS)]), held_mail and bool(record[-1])
-    dialect = unit.dialect_name
-    # SQLite, on the same machine, asks the held-mail question separately.
-    in_returning = held_mail and dialect == "postgresql"
-    result = (await unit.execute(_LOAD[dialect, in_returning], params)).one()
-    row = ConversationRow(*result[: len(_COLUMNS)])
-    if in_returning:
-        return row, bool(result[-1])
-    if held_mail:
-        held = await unit.execute(_HELD, _key(row.channel, row.address_hash))
-        return row, bool(held.scalar_one())
-    return row, False
+        return _loaded(tuple(record), held_mail, facilitator)
+    result = (await unit.execute(_LOAD[unit.dialect_name, held_mail, facilitator], params)).one()
+    return _loaded(tuple(result), held_mail, facilitator)
+
+
+def _loaded(record: tuple[Any, ...], held_mail: bool, facilitator: bool) -> Loaded:
+    width = len(_COLUMNS)
+    extra = record[width:]
+    held = bool(extra[0]) if held_mail else False
+    linked = extra[-1] if facilitator else None
+    return Loaded(ConversationRow(*record[:width]), held, linked)
 
 
 async def save(unit: Unit, row: ConversationRow) -> None:

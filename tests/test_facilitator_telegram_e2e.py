@@ -1,0 +1,258 @@
+"""PKH facilitators on Telegram end to end: enrolled by the real command line, activated
+in the chat, checking and filing for a household of their area through python-telegram-
+bot and the Bot API fake, the filing in the sandbox's queue under their id, the stage
+pushed back to them; and every refusal the issue names."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.app import Services, utc_now
+from bot.outbound import OutboundDispatcher
+from bot.storage.models import FacilitatorAccount, FacilitatorAuditEntry, Filing
+from handlers.telegram import TelegramOutbound
+from registry_client.sandbox import RunningSandbox
+from tests.conftest import TEST_SECRET_KEY
+from tests.filing_factory import jpeg_photo
+from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
+from tests.support.telegram_bot import App, polling_bot
+from tests.test_facilitators import run
+from tests.test_outbox import drain, queue, sandbox_json, worker
+
+FACILITATOR_CHAT = 7101
+OTHER_CHAT = 7102
+CITIZEN_CHAT = 7103
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with running_fake_telegram() as server:
+        for chat in (FACILITATOR_CHAT, OTHER_CHAT, CITIZEN_CHAT):
+            server.add_user(chat, first_name="Rina", language_code="en")
+        yield server
+
+
+@pytest.fixture
+async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
+    async with polling_bot(fake, services) as application:
+        yield application
+
+
+class Chat:
+    """One Telegram chat: says, taps, sends; each returns the bot's next message."""
+
+    def __init__(self, fake: FakeTelegram, chat_id: int) -> None:
+        self.fake = fake
+        self.chat_id = chat_id
+        self.last: dict[str, Any] = {}
+
+    async def _reply(self) -> str:
+        self.last = await self.fake.next_reply(self.chat_id, timeout=10)
+        return str(self.last["text"])
+
+    async def say(self, text: str) -> str:
+        self.fake.send_text(self.chat_id, text, language_code="en")
+        return await self._reply()
+
+    async def tap(self, key: str) -> str:
+        self.fake.press_button(self.chat_id, self.last["message_id"], key, language_code="en")
+        return await self._reply()
+
+    async def photo(self, content: bytes) -> str:
+        self.fake.send_photo(self.chat_id, content, language_code="en")
+        return await self._reply()
+
+    async def location(self, lat: float, lon: float) -> str:
+        self.fake.send_location(self.chat_id, lat, lon, language_code="en")
+        return await self._reply()
+
+    def buttons(self) -> list[str]:
+        markup = self.last.get("reply_markup") or {}
+        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def consented(fake: FakeTelegram, chat_id: int) -> Chat:
+    chat = Chat(fake, chat_id)
+    await chat.say("/start")
+    await chat.tap("language")
+    await chat.tap("en")
+    await chat.tap("agree")
+    return chat
+
+
+def cli_env(services: Services) -> dict[str, str]:
+    """The environment of an operator's shell on the same database and keys."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "DATABASE_", "REGISTRY_", "SEALING_", "BOT_"))
+    }
+    env.update(
+        DATABASE_URL=services.settings.database_url,
+        BOT_SECRET_KEY=TEST_SECRET_KEY,
+        BOT_VAR_DIR=str(services.settings.var_dir),
+    )
+    return env
+
+
+async def enrol(services: Services, area: str, phone: str = "081234567890") -> tuple[str, str]:
+    """`bansos-bot facilitator add` as an operator runs it: the id and the one-time code."""
+    status, out, err = await run(
+        cli_env(services), "facilitator", "add", "--name", "Rina Wati", "--phone", phone,
+        "--area", area,
+    )  # fmt: skip
+    assert status == 0, err
+    enrolled = re.search(r"facilitator (F-\w{6}) enrolled", out)
+    code = re.search(r"activation code: (\w{5}-\w{5})", out)
+    assert enrolled is not None and code is not None
+    return enrolled[1], code[1]
+
+
+def other_area(nik: str) -> str:
+    """The same NIK with another (real) kecamatan code."""
+    return ("317101" if nik[:6] != "317101" else "327301") + nik[6:]
+
+
+async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stage(
+    fake: FakeTelegram, bot_app: App, services: Services, sandbox: RunningSandbox
+) -> None:
+    household = sandbox.population.sample(1)[0]
+    recipient = household.nik
+    area = recipient[:6]
+    facilitator_id, code = await enrol(services, area)
+    chat = await consented(fake, FACILITATOR_CHAT)
+
+    activated = await chat.say(f"/pendamping {code.lower()}")
+    assert f"facilitator {facilitator_id}" in activated and area in activated
+    assert "households" in chat.buttons()  # the facilitator's menu
+
+    # A check for a household of the area, with the facilitator's higher limits.
+    await chat.tap("check")
+    outside = await chat.say(other_area(recipient))
+    assert "outside your areas" in outside  # refused, and the question stays
+    assert "full name" in await chat.say(recipient)
+    report = await chat.say(household.name)
+    assert "decile" in report.lower() and household.name not in report
+
+    # An objection about a recipient, with a photo and the location, for a household.
+    await chat.say("/sanggah")
+    assert "person who objects" in await chat.tap("objection_other")
+    assert "outside your areas" in await chat.say(other_area(recipient))
+    await chat.say(area + "5708890003")
+    await chat.tap("nik")
+    await chat.say(recipient)
+    assert "photos" in await chat.tap("owns_car")
+    assert "Photo 1 received" in await chat.photo(jpeg_photo(11))
+    assert "Location" in await chat.tap("done")
+    assert "shared" in await chat.location(-7.4201, 109.2345)
+    done = await chat.tap("confirm")
+    ticket = done.split("ticket number is ")[1].split(".")[0]
+
+    await drain(services, worker(services))
+    (item,) = await queue(sandbox)
+    document = item["submission"]
+    assert document["filer"]["channel"] == "facilitator"
+    assert document["filer"]["facilitator_id"] == facilitator_id
+    assert document["subject"]["nik"] == recipient and len(item["photos"]) == 1
+    assert document["fields"]["location"] == {"lat": -7.4201, "lon": 109.2345}
+
+    # The registry moves the ticket: the facilitator is told, in their chat.
+    move = {"stage": "in_verification", "reason_code": None}
+    await sandbox_json(sandbox, "POST", f"/sandbox/tickets/{item['ticket']}/stage", json=move)
+    await services.follower.follow_once()
+    dispatcher = OutboundDispatcher(
+        services.database,
+        services.keys,
+        {"telegram": TelegramOutbound(bot_app.bot)},
+        clock=utc_now,
+    )
+    await dispatcher.dispatch_due()
+    told = [(await fake.next_reply(FACILITATOR_CHAT))["text"] for _ in range(2)]
+    assert any(ticket in text and "checked in the field" in text for text in told), told
+
+    # "My households": the household, masked, with its ticket at its stage.
+    listed = await chat.say("/dampingan")
+    assert f"{recipient[:4]}********{recipient[-4:]}" in listed and recipient not in listed
+    assert ticket in listed and "checked in the field" in listed
+
+    # The audit: what they did, about whom only as a keyed hash.
+    async with services.database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(FacilitatorAuditEntry).where(
+                    FacilitatorAuditEntry.facilitator_id == facilitator_id
+                )
+            )
+        ).all()
+        filing = (await session.scalars(select(Filing))).one()
+    actions = [row.action for row in rows]
+    assert actions.count("lookup") == 1 and actions.count("filing") == 1
+    assert "activation" in actions
+    nik_hash = services.keys.nik_hash(recipient)
+    assert {row.nik_hash for row in rows if row.action in ("lookup", "filing")} == {nik_hash}
+    assert filing.facilitator_id == facilitator_id
+    status, out, _ = await run(cli_env(services), "facilitator", "audit", "--id", facilitator_id)
+    assert status == 0 and "filing" in out and recipient not in out
+
+
+async def test_codes_are_refused_when_reused_expired_or_of_a_deactivated_facilitator(
+    fake: FakeTelegram, bot_app: App, services: Services, sandbox: RunningSandbox
+) -> None:
+    area = sandbox.population.sample(1)[0].nik[:6]
+    facilitator_id, code = await enrol(services, area)
+    first = await consented(fake, FACILITATOR_CHAT)
+    assert facilitator_id in await first.say(f"/pendamping {code}")
+
+    second = await consented(fake, OTHER_CHAT)
+    assert "already been used" in await second.say(f"/pendamping {code}")
+
+    # A typing slip asks again; the right code then works.
+    expiring_id, expiring = await enrol(services, area, phone="081234567891")
+    assert "activation code" in await second.say("/pendamping")
+    assert "not right" in await second.say("AAAAA-AAAAA")
+    async with services.database.transaction() as session:
+        await session.execute(
+            update(FacilitatorAccount)
+            .where(FacilitatorAccount.id == expiring_id)
+            .values(code_expires_at=utc_now() - timedelta(minutes=1))
+        )
+    assert "expired" in await second.say(expiring)
+
+    # Deactivated: the next message already gets the citizen's menu and refusals.
+    await first.say("/cek")
+    status, _, err = await run(
+        cli_env(services), "facilitator", "deactivate", "--id", facilitator_id
+    )
+    assert status == 0, err
+    stopped = await first.say(area + "5708890003")
+    assert "facilitator access has changed" in stopped and "nothing was sent" in stopped
+    assert "households" not in first.buttons()
+    assert "facilitators only" in await first.say("/dampingan")
+    status, _, err = await run(cli_env(services), "facilitator", "code", "--id", facilitator_id)
+    assert status == 2 and "deactivated" in err
+
+
+async def test_a_citizen_cannot_use_facilitator_commands_or_guess_codes(
+    fake: FakeTelegram, bot_app: App, services: Services, sandbox: RunningSandbox
+) -> None:
+    area = sandbox.population.sample(1)[0].nik[:6]
+    await enrol(services, area)
+    citizen = await consented(fake, CITIZEN_CHAT)
+
+    refused = await citizen.say("/dampingan")
+    assert "facilitators only" in refused and "/pendamping" in refused
+    assert "households" not in citizen.buttons()
+    wrong = [await citizen.say(f"/pendamping ZZZZZ-ZZZ{n}{n}") for n in range(6)]
+    assert all("not right" in text for text in wrong[:5])
+    assert "Too many codes" in wrong[5]
+
+    # A citizen's NIK is not bound to any area.
+    await citizen.say("/cek")
+    assert "full name" in await citizen.say(other_area(sandbox.population.sample(1)[0].nik))
