@@ -119,8 +119,10 @@ async def test_a_proposal_with_photos_reaches_the_queue_and_its_stage_comes_back
     front, inside = jpeg_photo(1), jpeg_photo(2)
     assert "inside" in (await person.photo(front))["text"]
     assert "selfie" in (await person.photo(inside))["text"]
-    review = await person.tap("skip")
+    assert "location of the house" in (await person.tap("skip"))["text"]
+    review = await person.location(-7.4201, 109.2345)
     assert "3302********0003" in review["text"] and "1 photo" in review["text"]
+    assert "shared" in review["text"]
     assert person.buttons() == ["confirm", "change", "discard"]
     done = await person.tap("confirm")
     ticket = done["text"].split("ticket number is ")[1].split(".")[0]
@@ -133,6 +135,7 @@ async def test_a_proposal_with_photos_reaches_the_queue_and_its_stage_comes_back
     sent = items[0]
     assert sent["kind"] == "proposal" and sent["submission"]["subject"]["nik"] == subject
     assert [p["role"] for p in sent["photos"]] == ["house_front", "house_inside"]
+    assert sent["submission"]["fields"]["location"] == {"lat": -7.4201, "lon": 109.2345}
     for photo in sent["photos"]:  # byte-identical to what we stored
         assert services.blobs.exists(photo["sha256"])
 

@@ -52,7 +52,8 @@ async def file_a_proposal(person: Person, subject: str, seed: int) -> str:
     await person.tap("PKH")
     await person.photo(jpeg_photo(seed))
     await person.photo(jpeg_photo(seed + 1))
-    await person.tap("skip")
+    await person.tap("skip")  # the selfie
+    await person.tap("skip")  # the location
     done = await person.tap("confirm")
     return str(done["text"].split("ticket number is ")[1].split(".")[0])
 

@@ -98,6 +98,20 @@ _SUBJECT_NAME = Field(
     brief=N_("Enter the full name as on the KTP:"),
 )
 
+def _house_location() -> Field:
+    """Where the house is, for the field check to find it: shared from the phone."""
+    return Field(
+        "location",
+        FieldKind.LOCATION,
+        N_("Location"),
+        N_(
+            "If you can, share the location of the house: tap the paperclip, then "
+            "Location. Or skip this step."
+        ),
+        optional=True,
+    )
+
+
 # --- proposal (usulan): include a household -----------------------------------------------
 
 _PROGRAMMES = (
@@ -120,6 +134,7 @@ def _proposal_draft(
         subject_kk=values["kk"],
         fields={"address": values["address"], "programme": values["programme"]},
         photos=photos,
+        location=location,
     )
 
 
@@ -174,6 +189,7 @@ PROPOSAL = Form(
             ),
             optional=True,
         ),
+        _house_location(),
     ),
     _proposal_draft,
 )
@@ -333,16 +349,7 @@ OBJECTION_OTHER = Form(
             least=1,
             most=3,
         ),
-        Field(
-            "location",
-            FieldKind.LOCATION,
-            N_("Location"),
-            N_(
-                "If you can, share the location of the house: tap the paperclip, then "
-                "Location. Or skip this step."
-            ),
-            optional=True,
-        ),
+        _house_location(),
     ),
     _recipient_objection_draft,
 )
