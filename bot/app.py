@@ -150,7 +150,10 @@ async def build_services(settings: Settings, *, registry_url: str) -> Services:
         clock=utc_now,
     )
     subscriptions = SubscriptionService(
-        keys, per_address=settings.subscriptions_per_chat, clock=utc_now
+        keys,
+        per_address=settings.subscriptions_per_chat,
+        per_facilitator=settings.facilitator_subscriptions_max,
+        clock=utc_now,
     )
     engine = DialogEngine(
         database,

@@ -5,7 +5,7 @@ others run inside the transaction that saves the step asking for them."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.dialogs.model import (
     ActivateFacilitator,
@@ -25,7 +25,7 @@ from bot.dialogs.model import (
     Unsubscribe,
 )
 from bot.facilitator_service import FacilitatorService
-from bot.facilitators import Action, HouseholdPage
+from bot.facilitators import Action, Activated, HouseholdPage
 from bot.filing_service import FilingService
 from bot.filings import Filer, FilingAccepted
 from bot.lookup import LookupFailure, Throttled
@@ -124,7 +124,12 @@ class EffectRunner:
 
     async def run_in(self, unit: Unit, effect: Effect, filer: Filer) -> Outcome:
         if isinstance(effect, ActivateFacilitator):
-            return await self.facilitators.activate_in_chat(unit, effect.code, filer.address_hash)
+            linked = await self.facilitators.activate_in_chat(unit, effect.code, filer.address_hash)
+            if isinstance(linked, Activated):
+                # Their households' notices follow them from an earlier chat to this one.
+                now_theirs = replace(filer, facilitator_id=linked.facilitator_id)
+                await self.subscriptions.follow_facilitator(await unit.session(), now_theirs)
+            return linked
         session = await unit.session()
         facilitator = filer.facilitator_id
         if isinstance(effect, SubmitFiling):

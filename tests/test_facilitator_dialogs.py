@@ -15,6 +15,7 @@ from bot.dialogs.model import (
     InputKind,
     ListHouseholds,
     StatusLookup,
+    Unsubscribe,
 )
 from bot.facilitators import (
     Activated,
@@ -25,6 +26,7 @@ from bot.facilitators import (
     HouseholdPage,
 )
 from bot.filings import TicketSummary
+from bot.subscriptions import SubscriptionList
 from tests.test_dialogs import choice, command, consented, play, text
 
 AREA = "330201"
@@ -161,3 +163,25 @@ def test_households_are_listed_a_page_at_a_time() -> None:
     assert last.reply is not None and [c.key for c in last.reply.choices] == ["previous", "home"]
     empty = router.resume(loading.state, HouseholdPage((), 0, 0, 8))
     assert empty.reply is not None and "No households" in empty.reply.text
+
+
+def test_hundreds_of_followed_households_are_stopped_a_page_at_a_time() -> None:
+    state = as_facilitator(consented())
+    loading = play(state, command("berhenti"))
+    listed = SubscriptionList(tuple((n, f"3302********{n:04d}") for n in range(1, 15)))
+    shown = router.resume(loading.state, listed)
+    assert shown.reply is not None
+    keys = [c.key for c in shown.reply.choices]
+    assert keys == [f"stop:{n}" for n in range(1, 7)] + ["next", "home"]
+    second = router.step(shown.state, choice("next"))
+    assert second.reply is not None
+    assert [c.key for c in second.reply.choices] == [
+        *(f"stop:{n}" for n in range(7, 13)),
+        "previous",
+        "next",
+        "home",
+    ]
+    last = router.step(router.step(second.state, choice("next")).state, choice("stop:14"))
+    assert last.effect == Unsubscribe(14)
+    # A number from a page not shown is no answer: choices come from the page on screen.
+    assert router.step(second.state, choice("stop:1")).effect is None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.dialogs.status_report import REASONS, quarter_words, render_report
+from bot.dialogs.status_report import REASONS, quarter_short, quarter_words, render_report
 from bot.i18n import translator
 from registry_client.models import REASON_CODES, Household, ProgrammeStatus, StatusReport
 
@@ -43,13 +43,16 @@ def test_full_answer_in_indonesian() -> None:
 
 def test_full_answer_in_english() -> None:
     text = render_report(make_report(PKH, BPNT_ENDED), translator("en"), ()).text
-    assert "Q4 2026" in text
+    assert "fourth quarter of 2026" in text
     assert "Welfare decile 3 of 10" in text
-    assert "PKH (Family Hope Programme, conditional cash): active since Q1 2025" in text
-    assert "Rp750.000 for Q4 2026" in text
     assert (
-        "ended after Q3 2026. Reason: the household's decile is above the programme's limit."
+        "PKH (Family Hope Programme, conditional cash): active since the first quarter of 2025"
         in text
+    )
+    assert "Rp750.000 for the fourth quarter of 2026" in text
+    assert (
+        "ended after the third quarter of 2026. Reason: the household's decile is above the "
+        "programme's limit." in text
     )
 
 
@@ -81,13 +84,18 @@ def test_brief_answer_keeps_the_amount_when_there_is_room() -> None:
 
 
 @pytest.mark.parametrize(
-    ("quarter", "id_words", "en_words"),
+    ("quarter", "id_words", "en_words", "en_short"),
     [
-        ("2026Q4", "Triwulan IV 2026", "Q4 2026"),
-        ("2025Q1", "Triwulan I 2025", "Q1 2025"),
-        ("garbage", "garbage", "garbage"),
+        ("2026Q4", "Triwulan IV 2026", "fourth quarter of 2026", "Q4 2026"),
+        ("2025Q1", "Triwulan I 2025", "first quarter of 2025", "Q1 2025"),
+        ("2025Q2", "Triwulan II 2025", "second quarter of 2025", "Q2 2025"),
+        ("2025Q3", "Triwulan III 2025", "third quarter of 2025", "Q3 2025"),
+        ("garbage", "garbage", "garbage", "garbage"),
+        ("2026Q5", "2026Q5", "2026Q5", "2026Q5"),
     ],
 )
-def test_quarters_in_words(quarter: str, id_words: str, en_words: str) -> None:
+def test_quarters_in_words(quarter: str, id_words: str, en_words: str, en_short: str) -> None:
     assert quarter_words(quarter, translator("id")) == id_words
     assert quarter_words(quarter, translator("en")) == en_words
+    assert quarter_short(quarter, translator("en")) == en_short
+    assert quarter_short(quarter, translator("id")) == id_words

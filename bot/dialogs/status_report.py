@@ -11,9 +11,9 @@ _ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 
 PROGRAMME_NAMES = {
     "PKH": N_("PKH (Family Hope Programme, conditional cash)"),
-    "BPNT": N_("BPNT/Sembako (food assistance)"),
+    "BPNT": N_("BPNT/Sembako (food aid)"),
     "PBI-JK": N_("PBI-JK (health insurance premium paid by the government)"),
-    "BLT": N_("BLT (direct cash assistance)"),
+    "BLT": N_("BLT (direct cash aid)"),
     "PIP": N_("PIP (Smart Indonesia Programme, school aid)"),
 }
 
@@ -49,12 +49,38 @@ SCAM_WARNING = N_(
 SCAM_WARNING_BRIEF = N_("Free: we never ask money/PIN/OTP.")
 
 
-def quarter_words(quarter: str, t: Translator) -> str:
-    """A quarter in words: 2026Q4 → "Triwulan IV 2026" / "Q4 2026"."""
+_QUARTER_WORDS = {
+    1: N_("first quarter of {year}"),
+    2: N_("second quarter of {year}"),
+    3: N_("third quarter of {year}"),
+    4: N_("fourth quarter of {year}"),
+}
+
+
+def _quarter(quarter: str) -> tuple[int, str] | None:
+    """`2026Q4` → (4, "2026"); None for anything else."""
     year, _, number = quarter.partition("Q")
     if not (year.isdigit() and number.isdigit() and int(number) in _ROMAN):
+        return None
+    return int(number), year
+
+
+def quarter_words(quarter: str, t: Translator) -> str:
+    """A quarter in words: 2026Q4 → "Triwulan IV 2026" / "fourth quarter of 2026"."""
+    parsed = _quarter(quarter)
+    if parsed is None:
         return quarter
-    return t.gettext("Q{number} {year}").format(number=number, roman=_ROMAN[int(number)], year=year)
+    number, year = parsed
+    return t.gettext(_QUARTER_WORDS[number]).format(year=year, roman=_ROMAN[number])
+
+
+def quarter_short(quarter: str, t: Translator) -> str:
+    """A quarter on a small screen: 2026Q4 → "Triwulan IV 2026" / "Q4 2026"."""
+    parsed = _quarter(quarter)
+    if parsed is None:
+        return quarter
+    number, year = parsed
+    return t.gettext("Q{number} {year}").format(number=number, roman=_ROMAN[number], year=year)
 
 
 def decile_words(decile: int, t: Translator) -> str:
@@ -100,13 +126,13 @@ def _programme_line(programme: ProgrammeStatus, t: Translator) -> str:
     if programme.status == "active":
         line = "✅ " + t.gettext("{programme}: active").format(programme=name)
         if programme.since:
-            line += " " + t.gettext("since {quarter}").format(
+            line += " " + t.gettext("since the {quarter}").format(
                 quarter=quarter_words(programme.since, t)
             )
         if programme.amount_idr is not None:
             amount = t.rupiah(programme.amount_idr)
             if programme.period:
-                line += " — " + t.gettext("{amount} for {quarter}").format(
+                line += " — " + t.gettext("{amount} for the {quarter}").format(
                     amount=amount, quarter=quarter_words(programme.period, t)
                 )
             else:
@@ -116,7 +142,7 @@ def _programme_line(programme: ProgrammeStatus, t: Translator) -> str:
     if programme.status == "ended":
         line = "⛔ " + t.gettext("{programme}: ended").format(programme=name)
         if programme.until:
-            line += " " + t.gettext("after {quarter}").format(
+            line += " " + t.gettext("after the {quarter}").format(
                 quarter=quarter_words(programme.until, t)
             )
     else:
@@ -149,7 +175,7 @@ def _brief_text(report: StatusReport, t: Translator) -> str:
     """Fit one USSD screen: drop detail until it does, never the programmes themselves,
     and never the scam warning while an amount is shown."""
     header = t.gettext("{quarter} decile {decile}").format(
-        quarter=quarter_words(report.quarter, t), decile=report.household.decile
+        quarter=quarter_short(report.quarter, t), decile=report.household.decile
     )
     warning = t.gettext(SCAM_WARNING_BRIEF)
     detailed = [_brief_programme(p, t, amount=True, reason=True) for p in report.programmes]

@@ -35,6 +35,8 @@ WAITING_STEP = "subscribe.waiting"
 CONFIRM_STEP = "subscribe.confirm"
 SAVING_STEP = "subscribe.saving"
 LIST_STEP = "subscribe.list"
+# Households listed per page when stopping notices (a citizen follows at most a few).
+LIST_PAGE = 6
 LOADING_STEP = "subscribe.loading"
 
 
@@ -201,18 +203,36 @@ def list_prompt(state: DialogState, t: Translator) -> Reply:
             choices=_home(t),
             expects=Expect.CHOICE,
         )
+    # A facilitator may follow hundreds: a page at a time (a chat takes ~100 buttons).
+    page = _page(state, len(items))
+    shown = items[page * LIST_PAGE : (page + 1) * LIST_PAGE]
+    paging = []
+    if page > 0:
+        paging.append(Choice("previous", t.gettext("Previous page")))
+    if (page + 1) * LIST_PAGE < len(items):
+        paging.append(Choice("next", t.gettext("Next page")))
     return Reply(
         text=t.gettext("You get notices for these households. Choose one to stop:"),
         brief=t.gettext("Choose one to stop:"),
         choices=(
-            *(Choice(f"stop:{number}", masked) for number, masked in items),
+            *(Choice(f"stop:{number}", masked) for number, masked in shown),
+            *paging,
             *_home(t),
         ),
         expects=Expect.CHOICE,
     )
 
 
+def _page(state: DialogState, count: int) -> int:
+    page = state.data.get("page")
+    last = max(0, (count - 1) // LIST_PAGE)
+    return min(max(0, page), last) if isinstance(page, int) else 0
+
+
 def handle_list(state: DialogState, inp: Input, t: Translator) -> Transition | None:
+    if inp.kind is InputKind.CHOICE and inp.value in ("next", "previous"):
+        page = _page(state, len(_items(state))) + (1 if inp.value == "next" else -1)
+        return Transition(state.at_page(page))
     if inp.kind is not InputKind.CHOICE or not inp.value.startswith("stop:"):
         return None
     number = inp.value.removeprefix("stop:")

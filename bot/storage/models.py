@@ -220,7 +220,9 @@ class RegistryCursor(Base):
 
 class Subscription(Base):
     """A chat (or a phone) that wants to hear when a household's status changes. The NIK
-    is sealed; its keyed hash is what the quarter's change feed is joined on."""
+    is sealed; its keyed hash is what the quarter's change feed is joined on. A
+    subscription a PKH facilitator holds for a household they serve names the facilitator:
+    its notices go out in one digest per chat."""
 
     __tablename__ = "subscriptions"
 
@@ -233,10 +235,14 @@ class Subscription(Base):
     state: Mapped[str] = mapped_column(String(12))  # active, retired
     created_at: Mapped[datetime] = mapped_column()
     retired_at: Mapped[datetime | None] = mapped_column()
+    facilitator_id: Mapped[str | None] = mapped_column(
+        String(8), ForeignKey("facilitators.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         UniqueConstraint("channel", "address_hash", "nik_hash", name="uq_subscriptions_who_whom"),
         Index("ix_subscriptions_address", "channel", "address_hash"),
+        Index("ix_subscriptions_facilitator", "facilitator_id", "state"),
     )
 
 

@@ -2,6 +2,10 @@
 
 A page of the change feed is joined with the subscriptions inside the database, one
 INSERT … SELECT per page: the run never holds the subscriptions in memory.
+
+The notices of subscriptions a PKH facilitator holds are claimed by chat, all of one
+chat's at once, to go out as one digest (`claim_digests`); the others one by one
+(`claim_due`).
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import cast
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     String,
     Table,
@@ -24,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
     values,
 )
@@ -32,7 +39,13 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Conversation, Notice, NoticeRun, Subscription
+from bot.storage.models import (
+    Conversation,
+    FacilitatorAccount,
+    Notice,
+    NoticeRun,
+    Subscription,
+)
 
 ACTIVE, RETIRED = "active", "retired"
 PENDING, SENT, HELD, GONE, FAILED = "pending", "sent", "held", "retired", "failed"
@@ -50,6 +63,28 @@ class DueNotice:
     language: str
     change: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestNotice:
+    """One household's notice in a facilitator's digest."""
+
+    id: int
+    subscription_id: int
+    sealed_nik: bytes
+    change: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueDigest:
+    """Every pending notice of one facilitator chat, claimed together."""
+
+    channel: str
+    address_hash: str
+    sealed_address: bytes
+    language: str
+    notices: tuple[DigestNotice, ...]
 
 
 def _ingest_page_postgresql() -> Insert:
@@ -109,6 +144,23 @@ class SubscriptionRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def count_own(self, channel: str, address_hash: str) -> int:
+        """The active subscriptions a chat or phone holds for itself (no facilitator's)."""
+        statement = select(func.count()).where(
+            Subscription.channel == channel,
+            Subscription.address_hash == address_hash,
+            Subscription.facilitator_id.is_(None),
+            Subscription.state == ACTIVE,
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
+    async def count_held_by(self, facilitator_id: str) -> int:
+        """The active subscriptions a facilitator holds, from whichever chat."""
+        statement = select(func.count()).where(
+            Subscription.facilitator_id == facilitator_id, Subscription.state == ACTIVE
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
     def add(self, subscription: Subscription) -> None:
         self._session.add(subscription)
 
@@ -116,6 +168,35 @@ class SubscriptionRepository:
         await self._session.execute(
             update(Subscription)
             .where(Subscription.id == subscription_id)
+            .values(state=RETIRED, retired_at=now)
+        )
+
+    async def retire_digests(self, channel: str, address_hash: str, now: datetime) -> None:
+        """Every subscription a facilitator holds in this chat (the chat is gone)."""
+        await self._session.execute(
+            update(Subscription)
+            .where(
+                Subscription.channel == channel,
+                Subscription.address_hash == address_hash,
+                Subscription.facilitator_id.is_not(None),
+                Subscription.state == ACTIVE,
+            )
+            .values(state=RETIRED, retired_at=now)
+        )
+
+    async def held_by(self, facilitator_id: str) -> list[Subscription]:
+        """The active subscriptions a facilitator holds, from whichever chat."""
+        statement = select(Subscription).where(
+            Subscription.facilitator_id == facilitator_id, Subscription.state == ACTIVE
+        )
+        return list((await self._session.execute(statement)).scalars())
+
+    async def retire_of_inactive_facilitators(self, now: datetime) -> None:
+        """Every subscription held by a facilitator who was deactivated."""
+        inactive = select(FacilitatorAccount.id).where(FacilitatorAccount.active.is_(False))
+        await self._session.execute(
+            update(Subscription)
+            .where(Subscription.facilitator_id.in_(inactive), Subscription.state == ACTIVE)
             .values(state=RETIRED, retired_at=now)
         )
 
@@ -175,11 +256,12 @@ class NoticeRepository:
         lease: timedelta,
     ) -> list[DueNotice]:
         """Up to `limit` pending notices of `quarter` on `channels` (those the caller can
-        deliver: the others wait for a process that can), leased until now + lease."""
+        deliver: the others wait for a process that can), leased until now + lease.
+        Notices of subscriptions a facilitator holds are left to `claim_digests`."""
         due = (
             self._pending(quarter, channels)
             .with_only_columns(Notice.id)
-            .where(or_(Notice.lease_until.is_(None), Notice.lease_until <= now))
+            .where(Subscription.facilitator_id.is_(None), _unleased(now))
             .order_by(Notice.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=Notice)
@@ -216,6 +298,109 @@ class NoticeRepository:
         )
         return [DueNotice(*row) for row in rows]
 
+    async def claim_digests(
+        self,
+        quarter: str,
+        channels: Collection[str],
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+    ) -> list[DueDigest]:
+        """The pending notices of at most `limit` facilitator chats on `channels`, every
+        notice of each chat at once, leased until now + lease. Only those of active
+        facilitators: `retire_unserved` takes the others.
+
+        The chats are picked without a lock, then all their notices are locked in id
+        order, waiting (not skipping) for a run that holds some: that run's claim or
+        record commits, the rows it leased or finished no longer qualify, and so a
+        chat's digest is never split between two runs, nor sent twice. (SQLite has
+        one writer at a time.)"""
+        held = self._pending_held(quarter, channels).where(
+            FacilitatorAccount.active.is_(True),
+            # Only to the chat the facilitator uses now: not to a lost phone's.
+            FacilitatorAccount.chat_hash == Subscription.address_hash,
+            _unleased(now),
+        )
+        # The chats of the first `limit` notices, as claim_due takes them: at least one.
+        first = (
+            held.with_only_columns(Subscription.channel, Subscription.address_hash)
+            .order_by(Notice.id)
+            .limit(limit)
+        )
+        picked = list(dict.fromkeys(tuple(row) for row in await self._session.execute(first)))
+        if not picked:
+            return []
+        locked = (
+            held.with_only_columns(Notice.id)
+            .where(tuple_(Subscription.channel, Subscription.address_hash).in_(picked))
+            .order_by(Notice.id)
+            .with_for_update(of=Notice)
+        )
+        ids = list((await self._session.execute(locked)).scalars())
+        if not ids:
+            return []
+        await self._session.execute(
+            update(Notice)
+            .where(Notice.id.in_(ids))
+            .values(lease_until=now + lease, attempts=Notice.attempts + 1)
+        )
+        rows = await self._session.execute(
+            select(
+                Subscription.channel,
+                Subscription.address_hash,
+                Subscription.sealed_address,
+                func.coalesce(Conversation.language, "id"),
+                Notice.id,
+                Notice.subscription_id,
+                Subscription.sealed_nik,
+                Notice.change,
+                Notice.attempts,
+            )
+            .join(Subscription, Subscription.id == Notice.subscription_id)
+            .outerjoin(
+                Conversation,
+                and_(
+                    Conversation.channel == Subscription.channel,
+                    Conversation.address_hash == Subscription.address_hash,
+                ),
+            )
+            .where(Notice.id.in_(ids))
+            .order_by(Subscription.channel, Subscription.address_hash, Notice.id)
+        )
+        digests = []
+        for (channel, address_hash), group in groupby(rows, key=lambda row: (row[0], row[1])):
+            chat = list(group)
+            digests.append(
+                DueDigest(
+                    channel,
+                    address_hash,
+                    chat[0][2],
+                    chat[0][3],
+                    tuple(DigestNotice(*row[4:]) for row in chat),
+                )
+            )
+        return digests
+
+    async def retire_unserved(self, quarter: str, channels: Collection[str], now: datetime) -> int:
+        """Retire the pending notices of `quarter` whose facilitator was deactivated, or no
+        longer uses the chat they were subscribed from (a new code unlinked it: the phone
+        may be lost): they are not sent. Rows another run holds are skipped (it finishes
+        them)."""
+        unlinked = or_(
+            FacilitatorAccount.chat_hash.is_(None),
+            FacilitatorAccount.chat_hash != Subscription.address_hash,
+        )
+        unserved = (
+            self._pending_held(quarter, channels)
+            .with_only_columns(Notice.id)
+            .where(or_(FacilitatorAccount.active.is_(False), unlinked), _unleased(now))
+            .with_for_update(skip_locked=True, of=Notice)
+        )
+        ids = list((await self._session.execute(unserved)).scalars())
+        if ids:
+            await self.finish([(notice_id, GONE) for notice_id in ids], now)
+        return len(ids)
+
     async def finish(self, outcomes: Sequence[tuple[int, str]], now: datetime) -> None:
         """Record (notice id, state) pairs; a pending one is released for another try."""
         for state in {state for _, state in outcomes}:
@@ -238,6 +423,13 @@ class NoticeRepository:
         statement = self._pending(quarter, channels).with_only_columns(func.count())
         return int((await self._session.execute(statement)).scalar_one())
 
+    @classmethod
+    def _pending_held(cls, quarter: str, channels: Collection[str]) -> Select[int]:
+        """Pending notices of subscriptions a facilitator holds, with the facilitator."""
+        return cls._pending(quarter, channels).join(
+            FacilitatorAccount, FacilitatorAccount.id == Subscription.facilitator_id
+        )
+
     @staticmethod
     def _pending(quarter: str, channels: Collection[str]) -> Select[int]:
         return (
@@ -257,6 +449,10 @@ class NoticeRepository:
             .group_by(Notice.state)
         )
         return {state: count for state, count in rows}
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return or_(Notice.lease_until.is_(None), Notice.lease_until <= now)
 
 
 class NoticeRunRepository:
