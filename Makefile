@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint locales system-deps clean
+.PHONY: run test lint locales locales-extract locales-update locales-check system-deps clean
 
 run: $(STAMP)
 	$(BIN)/bansos-bot serve
@@ -18,13 +18,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot handlers registry_client tests bench
 	$(BIN)/mypy
 
-# Re-extract the messages and merge them into every catalog (bot/locales/, shipped in the
-# wheel); then translate what is new.
-locales: $(STAMP)
+# The catalogs (bot/locales/, shipped in the wheel; docs/languages.md). Extract the
+# messages from the code, merge them into every catalog, then translate what is new.
+# There is no compile step to remember: the service compiles the .po files in memory at
+# start and refuses to start without one; locales-check compiles them to show statistics.
+locales: locales-extract locales-update
+
+locales-extract: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
 		--project bansos-bot --copyright-holder bansos-bot -o bot/locales/messages.pot .
+
+locales-update: $(STAMP)
 	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales \
 		--no-fuzzy-matching --ignore-obsolete
+
+locales-check: $(STAMP)
+	rm -rf .locales-check && cp -r bot/locales .locales-check
+	$(BIN)/pybabel compile -d .locales-check --statistics
+	rm -rf .locales-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -35,7 +35,7 @@ from bot.dialogs.reply_json import reply_from_json, reply_to_json
 from bot.effects import EffectRunner, Prepared
 from bot.facilitators import FACILITATOR_CHANNEL, FacilitatorRole
 from bot.filings import Filer
-from bot.i18n import DEFAULT_LANGUAGE
+from bot.i18n import DEFAULT_LANGUAGE, normalize_language
 from bot.notifications import Notification, UnknownNotification, notification_from_json
 from bot.photo_intake import FileSource
 from bot.request_context import trace_id
@@ -96,19 +96,25 @@ class DialogEngine:
         *,
         files: FileSource | None = None,
         lookup_budget_s: float | None = None,
+        language_hint: str | None = None,
     ) -> Reply:
         """Feed one input from `address` on `channel`; return what to show them.
 
         `files` fetches what the person sent; a channel without one cannot take photos.
+        `language_hint` (the app's language, as Telegram reports it) is the language of
+        someone never seen before, when it is one we serve; later, their own choice holds.
         """
-        return await self._run(channel, address, [inp], None, files, lookup_budget_s)
+        first = normalize_language(language_hint)
+        return await self._run(channel, address, [inp], None, files, lookup_budget_s, first)
 
     async def handle_turn(
         self, channel: str, address: str, turn: Turn, *, lookup_budget_s: float | None = None
     ) -> Reply:
         """Apply the inputs of `turn` not applied yet, in order; none new (a gateway's
         retry) gives the last reply again and changes nothing."""
-        return await self._run(channel, address, turn.inputs, turn.session, None, lookup_budget_s)
+        return await self._run(
+            channel, address, turn.inputs, turn.session, None, lookup_budget_s, DEFAULT_LANGUAGE
+        )
 
     async def _run(
         self,
@@ -118,12 +124,20 @@ class DialogEngine:
         session_id: str | None,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        first_language: str,
     ) -> Reply:
         lean, attempt = True, 1
         while True:
             try:
                 return await self._run_once(
-                    channel, address, inputs, session_id, files, lookup_budget_s, lean=lean
+                    channel,
+                    address,
+                    inputs,
+                    session_id,
+                    files,
+                    lookup_budget_s,
+                    first_language,
+                    lean=lean,
                 )
             except NeedsSession:
                 # The step needs the ORM (a filing, held mail): nothing was committed, so
@@ -146,6 +160,7 @@ class DialogEngine:
         session_id: str | None,
         files: FileSource | None,
         lookup_budget_s: float | None,
+        first_language: str,
         *,
         lean: bool,
     ) -> Reply:
@@ -157,7 +172,7 @@ class DialogEngine:
         async with self._database.unit(lean=lean) as unit:
             loaded = await conversation_store.load_or_create(
                 unit,
-                self._blank(channel, address_hash),
+                self._blank(channel, address_hash, first_language),
                 held_mail=starts,
                 facilitator=channel == FACILITATOR_CHANNEL,
             )
@@ -323,10 +338,10 @@ class DialogEngine:
                 log.warning("a held message could not be read; skipped")
         return mail
 
-    def _blank(self, channel: str, address_hash: str) -> ConversationRow:
+    def _blank(self, channel: str, address_hash: str, language: str) -> ConversationRow:
         """The row of someone never seen before: asked for consent first."""
         now = self._clock()
-        fresh = router.new_state(DEFAULT_LANGUAGE)
+        fresh = router.new_state(language)
         return ConversationRow(
             channel=channel,
             address_hash=address_hash,

@@ -24,11 +24,16 @@ from babel.support import NullTranslations, Translations
 LOCALES_DIR: Final = Path(__file__).resolve().parent / "locales"
 DOMAIN: Final = "messages"
 DEFAULT_LANGUAGE: Final = "id"
-SUPPORTED_LANGUAGES: Final = ("id", "en")
+SUPPORTED_LANGUAGES: Final = ("id", "en", "jv", "su")
 # Formatting locales: English speakers here still pay in Rupiah with Indonesian grouping.
-_FORMAT_LOCALES: Final = {"id": "id_ID", "en": "en_ID"}
+_FORMAT_LOCALES: Final = {"id": "id_ID", "en": "en_ID", "jv": "jv_ID", "su": "su_ID"}
 # Each language's own name, shown in the language picker (not translated on purpose).
-LANGUAGE_NAMES: Final = {"id": "Bahasa Indonesia", "en": "English"}
+LANGUAGE_NAMES: Final = {
+    "id": "Bahasa Indonesia",
+    "en": "English",
+    "jv": "Basa Jawa",
+    "su": "Basa Sunda",
+}
 
 
 class CatalogMissing(FileNotFoundError):

@@ -64,7 +64,7 @@ SCRIPT_TEXTS: Final[Mapping[str, str]] = {
 }
 
 # Placeholders filled with something other than translated text.
-OTHER_PLACEHOLDERS: Final = frozenset({"lang", "other_lang", "other_language_name", "texts_json"})
+OTHER_PLACEHOLDERS: Final = frozenset({"lang", "language_links", "texts_json"})
 
 
 def render_simulator_page(language: str) -> str:
@@ -75,15 +75,23 @@ def render_simulator_page(language: str) -> str:
 
 def render_template(template: Template, gettext: Callable[[str], str], language: str) -> str:
     """Fill `template` with text from `gettext`; `language` is the page's own language tag."""
-    other = next(code for code in SUPPORTED_LANGUAGES if code != language)
     values = {key: html.escape(gettext(message)) for key, message in PAGE_TEXTS.items()}
     values["lang"] = html.escape(language)
-    values["other_lang"] = html.escape(other)
-    values["other_language_name"] = html.escape(LANGUAGE_NAMES[other])
+    values["language_links"] = language_links(language)
     values["texts_json"] = script_json(
         {key: gettext(message) for key, message in SCRIPT_TEXTS.items()}
     )
     return template.substitute(values)
+
+
+def language_links(language: str) -> str:
+    """A link to the page in every other language we serve, each named in its own."""
+    return "\n    ".join(
+        f'<a href="?lang={code}" hreflang="{code}" lang="{code}" '
+        f'data-testid="language-{code}">{html.escape(LANGUAGE_NAMES[code])}</a>'
+        for code in SUPPORTED_LANGUAGES
+        if code != language
+    )
 
 
 def script_json(texts: Mapping[str, str]) -> str:

@@ -110,6 +110,8 @@ COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
         ("cancel", N_("Stop and go back to the menu")),
     ),
 }
+# Javanese and Sundanese speakers use the Indonesian command names, as posters print them.
+COMMAND_MENUS["jv"] = COMMAND_MENUS["su"] = COMMAND_MENUS["id"]
 
 
 def build_telegram_application(
@@ -508,6 +510,12 @@ def _traced(handle: UpdateHandler) -> UpdateHandler:
     return traced
 
 
+def _app_language(update: Update) -> str | None:
+    """The language of the person's Telegram app, for their first message."""
+    user = update.effective_user
+    return None if user is None else user.language_code
+
+
 @_traced
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
@@ -520,6 +528,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         input_from_message(message),
         files=TelegramFiles(context.bot),
         lookup_budget_s=LOOKUP_BUDGET_S,
+        language_hint=_app_language(update),
     )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 
@@ -546,6 +555,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         Input(InputKind.CHOICE, query.data or ""),
         files=TelegramFiles(context.bot),
         lookup_budget_s=LOOKUP_BUDGET_S,
+        language_hint=_app_language(update),
     )
     await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
 

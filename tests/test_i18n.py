@@ -1,4 +1,6 @@
-"""Catalogs: Indonesian is complete and in step with the code; formatting is local."""
+"""Catalogs: Indonesian, Javanese and Sundanese are complete and in step with the code
+(English is the source: its catalog may leave a message as written); formatting is
+local in every language."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from bot.i18n import DEFAULT_LANGUAGE, LOCALES_DIR, normalize_language, translator
+from bot.dialogs.status_report import quarter_words
+from bot.i18n import (
+    DEFAULT_LANGUAGE,
+    LOCALES_DIR,
+    SUPPORTED_LANGUAGES,
+    CatalogMissing,
+    load_catalogs,
+    normalize_language,
+    translator,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"gettext": None, "ngettext": (1, 2), "N_": None}
@@ -31,19 +42,33 @@ def catalog(language: str):  # type: ignore[no-untyped-def]
         return read_po(handle, locale=language)
 
 
-def test_indonesian_catalog_translates_every_message_in_the_code() -> None:
-    indonesian = catalog("id")
+# English is the language of the source: the other catalogs translate every message.
+TRANSLATED = [language for language in SUPPORTED_LANGUAGES if language != "en"]
+
+
+def test_the_four_languages_are_served() -> None:
+    assert set(SUPPORTED_LANGUAGES) == {"id", "en", "jv", "su"}
+    assert SUPPORTED_LANGUAGES[0] == DEFAULT_LANGUAGE == "id"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_catalog_translates_every_message_in_the_code(language: str) -> None:
+    translated = catalog(language)
     untranslated = sorted(
         message
         for message in source_messages()
-        if (entry := indonesian.get(message)) is None
+        if (entry := translated.get(message)) is None
         or not (all(entry.string) if isinstance(entry.string, tuple) else entry.string)
-        or entry.fuzzy
     )
     assert untranslated == []
 
 
-@pytest.mark.parametrize("language", ["id", "en"])
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_no_translation_is_fuzzy(language: str) -> None:
+    assert [entry.id for entry in catalog(language) if entry.id and entry.fuzzy] == []
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
 def test_catalogs_hold_no_message_the_code_no_longer_uses(language: str) -> None:
     stale = {
         entry.id if isinstance(entry.id, str) else entry.id[0]
@@ -53,17 +78,29 @@ def test_catalogs_hold_no_message_the_code_no_longer_uses(language: str) -> None
     assert stale - source_messages() == set()
 
 
-def test_translations_keep_every_placeholder() -> None:
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_translations_keep_every_placeholder(language: str) -> None:
     formatter = string.Formatter()
-    for entry in catalog("id"):
+    for entry in catalog(language):
         if not entry.id:
             continue
         source = entry.id if isinstance(entry.id, str) else entry.id[-1]
-        translated = entry.string if isinstance(entry.string, str) else entry.string[0]
+        forms = [entry.string] if isinstance(entry.string, str) else list(entry.string)
         wanted = {name for _, name, _, _ in formatter.parse(source) if name}
-        given = {name for _, name, _, _ in formatter.parse(translated) if name}
-        # Quarters are spelled with a roman numeral in Indonesian, a digit in English.
-        assert given - {"roman", "number"} == wanted - {"roman", "number"}, source
+        for translated in (form for form in forms if form):
+            given = {name for _, name, _, _ in formatter.parse(translated) if name}
+            # Quarters are spelled with a roman numeral in Indonesian, a digit in English.
+            assert given - {"roman", "number"} == wanted - {"roman", "number"}, source
+
+
+def test_a_missing_catalog_stops_the_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("bot.i18n.LOCALES_DIR", tmp_path)
+    translator.cache_clear()
+    try:
+        with pytest.raises(CatalogMissing, match="'id'"):
+            load_catalogs()
+    finally:
+        translator.cache_clear()
 
 
 def test_indonesian_is_the_default_and_unknown_languages_fall_back_to_it() -> None:
@@ -76,7 +113,8 @@ def test_indonesian_is_the_default_and_unknown_languages_fall_back_to_it() -> No
     assert normalize_language(None) == DEFAULT_LANGUAGE
     assert normalize_language("") == DEFAULT_LANGUAGE
     assert normalize_language("en-US") == "en"
-    for unknown in ("fr-FR", "jv", "xx"):
+    assert normalize_language("jv-ID") == "jv" and normalize_language("su") == "su"
+    for unknown in ("fr-FR", "ms", "xx"):
         assert normalize_language(unknown) == DEFAULT_LANGUAGE
         fallback = translator(unknown)
         assert fallback.language == "id"
@@ -92,3 +130,16 @@ def test_rupiah_and_dates_are_formatted_for_indonesia() -> None:
     assert translator("id").rupiah(750000) == "Rp750.000"
     assert translator("en").rupiah(1_200_000) == "Rp1.200.000"
     assert translator("id").date(datetime(2026, 10, 18, tzinfo=UTC)) == "18 Okt 2026"
+    assert translator("jv").rupiah(750000) == translator("su").rupiah(750000) == "Rp750.000"
+    assert translator("jv").date(datetime(2026, 11, 28, tzinfo=UTC)) == "28 Nov 2026"
+    assert translator("su").date(datetime(2026, 11, 28, tzinfo=UTC)) == "28 Nop 2026"
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_quarters_are_words_in_every_language(language: str) -> None:
+    t = translator(language)
+    spelled = [quarter_words(f"2026Q{n}", t) for n in (1, 2, 3, 4)]
+    assert len(set(spelled)) == 4 and all("2026" in words for words in spelled)
+    assert not any(words.startswith(("Q", "2026Q")) for words in spelled)
+    if language != "en":
+        assert spelled[3] != translator("en").gettext("fourth quarter of {year}").format(year=2026)

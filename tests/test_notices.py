@@ -81,7 +81,7 @@ async def test_a_telegram_subscriber_hears_exactly_once_what_changed(
     fake: FakeTelegram, bot_app: App, services: Services, sandbox: RunningSandbox
 ) -> None:
     person = sandbox.population.sample(1)[0]
-    fake.send_text(CHAT, "/start", language_code="en")
+    fake.send_text(CHAT, "/start", language_code="fr")  # not one of ours: Indonesian
     consent = await fake.next_reply(CHAT)
     fake.press_button(CHAT, consent["message_id"], "agree")
     await fake.next_reply(CHAT)

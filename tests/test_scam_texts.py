@@ -76,16 +76,21 @@ from registry_client.sandbox.masking import mask_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Money, in the words of both catalogs: an amount, cash, payments, fees, banks, premiums.
+# Money, in the words of every catalog: an amount, cash, payments, fees, banks, premiums.
 MONEY = re.compile(
     r"\bRp\s?\d"
     r"|\b(?:money|cash|pay\w*|paid|fees?|costs?|prices?|premiums?|banks?|rupiah|IDR"
-    r"|uang|tunai|\w*bayar\w*|biaya|iuran|premi|harga|tarif)\b",
+    r"|uang|tunai|\w*bayar\w*|biaya|iuran|premi|harga|tarif"
+    # Javanese and Sundanese: money, pay, cost, price.
+    r"|dhuwit|duwit|duit|artos|arta|\w*mayar\w*|beaya|waragad|ragad|rega|regane)\b",
     re.IGNORECASE,
 )
 # The warning names all three together: "money, a PIN or an OTP", "uang/PIN/OTP",
-# "uang, PIN, kata sandi, atau kode OTP".
-WARNING = re.compile(r"(?i:\b(?:money|uang)\b)\W+(?:\w+\W+){0,3}?PIN\b\W+(?:\w+\W+){0,4}?OTP\b")
+# "uang, PIN, kata sandi, atau kode OTP", "dhuwit, PIN utawa kode OTP", "artos, PIN …".
+WARNING = re.compile(
+    r"(?i:\b(?:money|uang|dhuwit|duwit|duit|artos|arta)\b)\W+(?:\w+\W+){0,3}?PIN\b\W+"
+    r"(?:\w+\W+){0,4}?OTP\b"
+)
 # Any web address or Telegram link; a /command is no link.
 LINK = re.compile(
     r"https?://|\bwww\.|\bt\.me\b|telegram\.me"

@@ -31,6 +31,8 @@ from playwright.async_api import (
 )
 
 from bot.app import Services
+from bot.i18n import LANGUAGE_NAMES, SUPPORTED_LANGUAGES, translator
+from handlers.simulator_page import PAGE_TEXTS
 from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.support.html_page import PageReader, read_page
@@ -348,6 +350,22 @@ async def test_english_is_served_on_request(
     assert words & INDONESIAN_LABELS == set()
     assert json.loads(page.scripts["texts"])["failed"] == "Connection failed. Try again."
     assert "Bahasa Indonesia" in words and "English" not in words
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+async def test_the_page_offers_every_language_each_in_its_own_name(
+    simulator: Simulator, language: str
+) -> None:
+    response, page = await fetch_page(simulator, f"/simulator?lang={language}")
+    assert page.html_lang == language and response.headers["Content-Language"] == language
+    words = page.words()
+    others = {LANGUAGE_NAMES[code] for code in SUPPORTED_LANGUAGES if code != language}
+    assert len(others) == 3 and others <= words and LANGUAGE_NAMES[language] not in words
+    t = translator(language)
+    assert {t.gettext(PAGE_TEXTS[key]) for key in ("dial", "send", "cancel")} <= words
+    if language != "en":  # every other page is translated, not English underneath
+        assert words & ENGLISH_LABELS == set()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -58,17 +58,21 @@ def keeping_lines(state: DialogState, t: Translator) -> list[str]:
             "- NIK and name typed for a check: until it ends, or {n} minutes idle.",
             minutes,
         ).format(n=minutes),
-        t.gettext("- Check counts per account and per coded NIK, against abuse: 2 days."),
         t.gettext(
-            "- If the name matched: codes of that NIK and your account, 90 days, so "
-            "others' wrong names never lock you out."
+            "- How many checks per account and per NIK (kept in code), against abuse: 2 days."
+        ),
+        t.gettext(
+            "- If the name matched: that NIK and your account, in code, 90 days, so others' "
+            "wrong guesses cannot lock you out."
         ),
         t.ngettext(
-            "- Filings: sealed, until you erase them. Photos: {n} day after DTSEN gets them.",
-            "- Filings: sealed, until you erase them. Photos: {n} days after DTSEN gets them.",
+            "- Filings: locked (encrypted) until you erase them. Photos: {n} day after DTSEN "
+            "gets them.",
+            "- Filings: locked (encrypted) until you erase them. Photos: {n} days after DTSEN "
+            "gets them.",
             days,
         ).format(n=days),
-        t.gettext("- Change notices: the NIK, sealed, until you stop them."),
+        t.gettext("- Change notices: the NIK, locked (encrypted), until you stop them."),
         t.gettext("- Language and consent: until you erase your data."),
     ]
 

@@ -61,6 +61,7 @@ def code_prompt(state: DialogState, t: Translator) -> Reply:
             "For PKH facilitators: type the activation code your operator gave you "
             "(10 letters and digits, like K7M2Q-9XHRT)."
         ),
+        brief=t.gettext("Type your facilitator code:"),
         choices=(Choice("home", t.gettext("Cancel")),),
         expects=Expect.TEXT,
     )
@@ -87,7 +88,7 @@ def resume_activation(state: DialogState, outcome: ActivationOutcome, t: Transla
             notice=Notice(
                 t.gettext(
                     "Activated. This chat now works for PKH facilitator {id}, for the "
-                    "kecamatan {areas}. Everything you do here is recorded under your id."
+                    "kecamatan {areas}. Everything you do here is recorded under your ID."
                 ).format(id=outcome.facilitator_id, areas=areas)
             ),
         )
@@ -230,6 +231,7 @@ def households_prompt(state: DialogState, t: Translator) -> Reply:
                 "No households on your list yet. A household is added when you check its "
                 "status, file for it or subscribe it to notices."
             ),
+            brief=t.gettext("No households on your list yet."),
             choices=(back,),
             expects=Expect.CHOICE,
         )
@@ -248,7 +250,12 @@ def households_prompt(state: DialogState, t: Translator) -> Reply:
         choices.append(Choice("previous", t.gettext("Previous page")))
     if state.data.get("more") is True:
         choices.append(Choice("next", t.gettext("Next page")))
-    return Reply(text="\n".join(lines), choices=(*choices, back), expects=Expect.CHOICE)
+    return Reply(
+        text="\n".join(lines),
+        brief=lines[0],
+        choices=(*choices, back),
+        expects=Expect.CHOICE,
+    )
 
 
 def handle_households(state: DialogState, inp: Input, t: Translator) -> Transition | None:

@@ -98,6 +98,7 @@ _SUBJECT_NAME = Field(
     brief=N_("Enter the full name as on the KTP:"),
 )
 
+
 def _house_location() -> Field:
     """Where the house is, for the field check to find it: shared from the phone."""
     return Field(
@@ -116,7 +117,7 @@ def _house_location() -> Field:
 
 _PROGRAMMES = (
     Option("PKH", N_("PKH (family hope programme)")),
-    Option("BPNT", N_("BPNT / Sembako (food aid)")),
+    Option("BPNT", N_("BPNT/Sembako (food aid)")),
     Option("PBI-JK", N_("PBI-JK (free health insurance)")),
     Option("BLT", N_("BLT (direct cash aid)")),
     Option("PIP", N_("PIP (school aid)")),

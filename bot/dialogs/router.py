@@ -325,8 +325,8 @@ def _command(state: DialogState, name: str, t: Translator, argument: str = "") -
             state,
             notice=Notice(
                 t.gettext(
-                    "Unknown command. Use /cek, /usul, /sanggah, /perbaiki, /tiket, /bahasa, "
-                    "/bantuan, /privasi, /data_saya or /batal."
+                    "Unknown command. Use /cek, /usul, /sanggah, /perbaiki, /tiket, /langganan, "
+                    "/berhenti, /bahasa, /bantuan, /privasi, /data_saya, /hapus_data or /batal."
                 ),
                 t.gettext("Unknown command."),
             ),
