@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, polling_bot
+from tests.support.telegram_bot import App, Person, polling_bot
 from tests.test_facilitators import run
 from tests.test_outbox import drain, queue, sandbox_json, worker
 
@@ -45,41 +45,12 @@ async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
         yield application
 
 
-class Chat:
-    """One Telegram chat: says, taps, sends; each returns the bot's next message."""
-
-    def __init__(self, fake: FakeTelegram, chat_id: int) -> None:
-        self.fake = fake
-        self.chat_id = chat_id
-        self.last: dict[str, Any] = {}
-
-    async def _reply(self) -> str:
-        self.last = await self.fake.next_reply(self.chat_id, timeout=10)
-        return str(self.last["text"])
-
-    async def say(self, text: str) -> str:
-        self.fake.send_text(self.chat_id, text, language_code="en")
-        return await self._reply()
-
-    async def tap(self, key: str) -> str:
-        self.fake.press_button(self.chat_id, self.last["message_id"], key, language_code="en")
-        return await self._reply()
-
-    async def photo(self, content: bytes) -> str:
-        self.fake.send_photo(self.chat_id, content, language_code="en")
-        return await self._reply()
-
-    async def location(self, lat: float, lon: float) -> str:
-        self.fake.send_location(self.chat_id, lat, lon, language_code="en")
-        return await self._reply()
-
-    def buttons(self) -> list[str]:
-        markup = self.last.get("reply_markup") or {}
-        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+async def text(reply: Awaitable[dict[str, Any]]) -> str:
+    return str((await reply)["text"])
 
 
-async def consented(fake: FakeTelegram, chat_id: int) -> Chat:
-    chat = Chat(fake, chat_id)
+async def consented(fake: FakeTelegram, chat_id: int) -> Person:
+    chat = Person(fake, chat_id)
     await chat.say("/start")
     await chat.tap("language")
     await chat.tap("en")
@@ -129,30 +100,30 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
     facilitator_id, code = await enrol(services, area)
     chat = await consented(fake, FACILITATOR_CHAT)
 
-    activated = await chat.say(f"/pendamping {code.lower()}")
+    activated = await text(chat.say(f"/pendamping {code.lower()}"))
     assert f"facilitator {facilitator_id}" in activated and area in activated
     assert "households" in chat.buttons()  # the facilitator's menu
 
     # A check for a household of the area, with the facilitator's higher limits.
-    await chat.tap("check")
-    outside = await chat.say(other_area(recipient))
+    await text(chat.tap("check"))
+    outside = await text(chat.say(other_area(recipient)))
     assert "outside your areas" in outside  # refused, and the question stays
-    assert "full name" in await chat.say(recipient)
-    report = await chat.say(household.name)
+    assert "full name" in await text(chat.say(recipient))
+    report = await text(chat.say(household.name))
     assert "decile" in report.lower() and household.name not in report
 
     # An objection about a recipient, with a photo and the location, for a household.
-    await chat.say("/sanggah")
-    assert "person who objects" in await chat.tap("objection_other")
-    assert "outside your areas" in await chat.say(other_area(recipient))
-    await chat.say(area + "5708890003")
-    await chat.tap("nik")
-    await chat.say(recipient)
-    assert "photos" in await chat.tap("owns_car")
-    assert "Photo 1 received" in await chat.photo(jpeg_photo(11))
-    assert "Location" in await chat.tap("done")
-    assert "shared" in await chat.location(-7.4201, 109.2345)
-    done = await chat.tap("confirm")
+    await text(chat.say("/sanggah"))
+    assert "person who objects" in await text(chat.tap("objection_other"))
+    assert "outside your areas" in await text(chat.say(other_area(recipient)))
+    await text(chat.say(area + "5708890003"))
+    await text(chat.tap("nik"))
+    await text(chat.say(recipient))
+    assert "photos" in await text(chat.tap("owns_car"))
+    assert "Photo 1 received" in await text(chat.photo(jpeg_photo(11)))
+    assert "Location" in await text(chat.tap("done"))
+    assert "shared" in await text(chat.location(-7.4201, 109.2345))
+    done = await text(chat.tap("confirm"))
     ticket = done.split("ticket number is ")[1].split(".")[0]
 
     await drain(services, worker(services))
@@ -178,7 +149,7 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
     assert any(ticket in text and "checked in the field" in text for text in told), told
 
     # "My households": the household, masked, with its ticket at its stage.
-    listed = await chat.say("/dampingan")
+    listed = await text(chat.say("/dampingan"))
     assert f"{recipient[:4]}********{recipient[-4:]}" in listed and recipient not in listed
     assert ticket in listed and "checked in the field" in listed
 
@@ -208,33 +179,33 @@ async def test_codes_are_refused_when_reused_expired_or_of_a_deactivated_facilit
     area = sandbox.population.sample(1)[0].nik[:6]
     facilitator_id, code = await enrol(services, area)
     first = await consented(fake, FACILITATOR_CHAT)
-    assert facilitator_id in await first.say(f"/pendamping {code}")
+    assert facilitator_id in await text(first.say(f"/pendamping {code}"))
 
     second = await consented(fake, OTHER_CHAT)
-    assert "already been used" in await second.say(f"/pendamping {code}")
+    assert "already been used" in await text(second.say(f"/pendamping {code}"))
 
     # A typing slip asks again; the right code then works.
     expiring_id, expiring = await enrol(services, area, phone="081234567891")
-    assert "activation code" in await second.say("/pendamping")
-    assert "not right" in await second.say("AAAAA-AAAAA")
+    assert "activation code" in await text(second.say("/pendamping"))
+    assert "not right" in await text(second.say("AAAAA-AAAAA"))
     async with services.database.transaction() as session:
         await session.execute(
             update(FacilitatorAccount)
             .where(FacilitatorAccount.id == expiring_id)
             .values(code_expires_at=utc_now() - timedelta(minutes=1))
         )
-    assert "expired" in await second.say(expiring)
+    assert "expired" in await text(second.say(expiring))
 
     # Deactivated: the next message already gets the citizen's menu and refusals.
-    await first.say("/cek")
+    await text(first.say("/cek"))
     status, _, err = await run(
         cli_env(services), "facilitator", "deactivate", "--id", facilitator_id
     )
     assert status == 0, err
-    stopped = await first.say(area + "5708890003")
+    stopped = await text(first.say(area + "5708890003"))
     assert "facilitator access has changed" in stopped and "nothing was sent" in stopped
     assert "households" not in first.buttons()
-    assert "facilitators only" in await first.say("/dampingan")
+    assert "facilitators only" in await text(first.say("/dampingan"))
     status, _, err = await run(cli_env(services), "facilitator", "code", "--id", facilitator_id)
     assert status == 2 and "deactivated" in err
 
@@ -246,13 +217,13 @@ async def test_a_citizen_cannot_use_facilitator_commands_or_guess_codes(
     await enrol(services, area)
     citizen = await consented(fake, CITIZEN_CHAT)
 
-    refused = await citizen.say("/dampingan")
+    refused = await text(citizen.say("/dampingan"))
     assert "facilitators only" in refused and "/pendamping" in refused
     assert "households" not in citizen.buttons()
-    wrong = [await citizen.say(f"/pendamping ZZZZZ-ZZZ{n}{n}") for n in range(6)]
+    wrong = [await text(citizen.say(f"/pendamping ZZZZZ-ZZZ{n}{n}")) for n in range(6)]
     assert all("not right" in text for text in wrong[:5])
     assert "Too many codes" in wrong[5]
 
     # A citizen's NIK is not bound to any area.
-    await citizen.say("/cek")
-    assert "full name" in await citizen.say(other_area(sandbox.population.sample(1)[0].nik))
+    await text(citizen.say("/cek"))
+    assert "full name" in await text(citizen.say(other_area(sandbox.population.sample(1)[0].nik)))

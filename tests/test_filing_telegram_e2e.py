@@ -7,7 +7,6 @@ import io
 import struct
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -20,7 +19,7 @@ from handlers.telegram import (
 from registry_client.sandbox import RunningSandbox
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, polling_bot
+from tests.support.telegram_bot import App, Person, polling_bot
 from tests.test_outbox import drain, queue, sandbox_json, worker
 
 CHAT = 5151
@@ -39,44 +38,8 @@ async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
         yield application
 
 
-class Person:
-    """One Telegram user: says, taps, sends; each returns the bot's next message."""
-
-    def __init__(self, fake: FakeTelegram) -> None:
-        self.fake = fake
-        self.last: dict[str, Any] = {}
-
-    async def _reply(self) -> dict[str, Any]:
-        self.last = await self.fake.next_reply(CHAT, timeout=10)
-        return self.last
-
-    async def say(self, text: str) -> dict[str, Any]:
-        self.fake.send_text(CHAT, text, language_code="en")
-        return await self._reply()
-
-    async def tap(self, key: str) -> dict[str, Any]:
-        self.fake.press_button(CHAT, self.last["message_id"], key, language_code="en")
-        return await self._reply()
-
-    async def photo(self, content: bytes) -> dict[str, Any]:
-        self.fake.send_photo(CHAT, content, language_code="en")
-        return await self._reply()
-
-    async def document(self, content: bytes, name: str, mime: str) -> dict[str, Any]:
-        self.fake.send_document(CHAT, content, name, mime, language_code="en")
-        return await self._reply()
-
-    async def location(self, lat: float, lon: float) -> dict[str, Any]:
-        self.fake.send_location(CHAT, lat, lon, language_code="en")
-        return await self._reply()
-
-    def buttons(self) -> list[str]:
-        markup = self.last.get("reply_markup") or {}
-        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
-
-
-async def consented(fake: FakeTelegram) -> Person:
-    person = Person(fake)
+async def consented(fake: FakeTelegram, chat_id: int = CHAT) -> Person:
+    person = Person(fake, chat_id)
     await person.say("/start")
     await person.tap("language")
     await person.tap("en")

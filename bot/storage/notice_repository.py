@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -118,6 +118,26 @@ def _ingest_page_postgresql() -> Insert:
 
 
 _INGEST_PAGE_POSTGRESQL = _ingest_page_postgresql()
+
+
+# The subscriber's language: their conversation's, Indonesian if it is gone.
+_LANGUAGE = func.coalesce(Conversation.language, "id")
+
+
+def _with_subscriber(*columns: Any) -> Select[Any]:
+    """Notice rows with their subscription and the subscriber's conversation."""
+    return (
+        select(*columns)
+        .select_from(Notice)
+        .join(Subscription, Subscription.id == Notice.subscription_id)
+        .outerjoin(
+            Conversation,
+            and_(
+                Conversation.channel == Subscription.channel,
+                Conversation.address_hash == Subscription.address_hash,
+            ),
+        )
+    )
 
 
 class SubscriptionRepository:
@@ -269,29 +289,17 @@ class NoticeRepository:
         ids = list((await self._session.execute(due)).scalars())
         if not ids:
             return []
-        await self._session.execute(
-            update(Notice)
-            .where(Notice.id.in_(ids))
-            .values(lease_until=now + lease, attempts=Notice.attempts + 1)
-        )
+        await self._lease(ids, now, lease)
         rows = await self._session.execute(
-            select(
+            _with_subscriber(
                 Notice.id,
                 Notice.subscription_id,
                 Subscription.channel,
                 Subscription.address_hash,
                 Subscription.sealed_address,
-                func.coalesce(Conversation.language, "id"),
+                _LANGUAGE,
                 Notice.change,
                 Notice.attempts,
-            )
-            .join(Subscription, Subscription.id == Notice.subscription_id)
-            .outerjoin(
-                Conversation,
-                and_(
-                    Conversation.channel == Subscription.channel,
-                    Conversation.address_hash == Subscription.address_hash,
-                ),
             )
             .where(Notice.id.in_(ids))
             .order_by(Notice.id)
@@ -339,30 +347,18 @@ class NoticeRepository:
         ids = list((await self._session.execute(locked)).scalars())
         if not ids:
             return []
-        await self._session.execute(
-            update(Notice)
-            .where(Notice.id.in_(ids))
-            .values(lease_until=now + lease, attempts=Notice.attempts + 1)
-        )
+        await self._lease(ids, now, lease)
         rows = await self._session.execute(
-            select(
+            _with_subscriber(
                 Subscription.channel,
                 Subscription.address_hash,
                 Subscription.sealed_address,
-                func.coalesce(Conversation.language, "id"),
+                _LANGUAGE,
                 Notice.id,
                 Notice.subscription_id,
                 Subscription.sealed_nik,
                 Notice.change,
                 Notice.attempts,
-            )
-            .join(Subscription, Subscription.id == Notice.subscription_id)
-            .outerjoin(
-                Conversation,
-                and_(
-                    Conversation.channel == Subscription.channel,
-                    Conversation.address_hash == Subscription.address_hash,
-                ),
             )
             .where(Notice.id.in_(ids))
             .order_by(Subscription.channel, Subscription.address_hash, Notice.id)
@@ -400,6 +396,14 @@ class NoticeRepository:
         if ids:
             await self.finish([(notice_id, GONE) for notice_id in ids], now)
         return len(ids)
+
+    async def _lease(self, ids: Sequence[int], now: datetime, lease: timedelta) -> None:
+        """Claimed: nobody else takes these until the lease ends; one attempt more."""
+        await self._session.execute(
+            update(Notice)
+            .where(Notice.id.in_(ids))
+            .values(lease_until=now + lease, attempts=Notice.attempts + 1)
+        )
 
     async def finish(self, outcomes: Sequence[tuple[int, str]], now: datetime) -> None:
         """Record (notice id, state) pairs; a pending one is released for another try."""
