@@ -15,11 +15,13 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers registry_client tests bench
+	$(BIN)/ruff check bot handlers registry_client tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy --strict scripts/source_catalog.py
 
 # The catalogs (bot/locales/, shipped in the wheel; docs/languages.md). Extract the
-# messages from the code, merge them into every catalog, then translate what is new.
+# messages from the code, merge them into every catalog (English, the source language,
+# is filled from the messages themselves), then translate what is new.
 # There is no compile step to remember: the service compiles the .po files in memory at
 # start and refuses to start without one; locales-check compiles them to show statistics.
 locales: locales-extract locales-update
@@ -31,6 +33,7 @@ locales-extract: $(STAMP)
 locales-update: $(STAMP)
 	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales \
 		--no-fuzzy-matching --ignore-obsolete
+	$(BIN)/python scripts/source_catalog.py bot/locales/en/LC_MESSAGES/messages.po
 
 locales-check: $(STAMP)
 	rm -rf .locales-check && cp -r bot/locales .locales-check

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from bot.app import Services, utc_now
 from bot.outbound import OutboundDispatcher
-from bot.storage.models import FacilitatorAccount, FacilitatorAuditEntry, Filing
+from bot.storage.models import FacilitatorAccount, FacilitatorAuditEntry, Filing, Subscription
 from handlers.telegram import TelegramOutbound
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
@@ -153,6 +153,15 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
     assert f"{recipient[:4]}********{recipient[-4:]}" in listed and recipient not in listed
     assert ticket in listed and "checked in the field" in listed
 
+    # The household has no Telegram: its quarterly changes will come to the facilitator.
+    await chat.say("/langganan")
+    await chat.say(recipient)
+    await chat.say(household.name)
+    assert "/berhenti" in await text(chat.tap("yes"))
+    async with services.database.transaction() as session:
+        (subscription,) = (await session.scalars(select(Subscription))).all()
+    assert subscription.facilitator_id == facilitator_id
+
     # The audit: what they did, about whom only as a keyed hash.
     async with services.database.transaction() as session:
         rows = (
@@ -164,10 +173,16 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
         ).all()
         filing = (await session.scalars(select(Filing))).one()
     actions = [row.action for row in rows]
-    assert actions.count("lookup") == 1 and actions.count("filing") == 1
+    # Two look-ups: the check, and the one that confirms the subscription's name.
+    assert (actions.count("lookup"), actions.count("filing"), actions.count("subscription")) == (
+        2,
+        1,
+        1,
+    )
     assert "activation" in actions
     nik_hash = services.keys.nik_hash(recipient)
-    assert {row.nik_hash for row in rows if row.action in ("lookup", "filing")} == {nik_hash}
+    about = {row.nik_hash for row in rows if row.action in ("lookup", "filing", "subscription")}
+    assert about == {nik_hash}
     assert filing.facilitator_id == facilitator_id
     status, out, _ = await run(cli_env(services), "facilitator", "audit", "--id", facilitator_id)
     assert status == 0 and "filing" in out and recipient not in out

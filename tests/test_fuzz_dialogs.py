@@ -28,6 +28,7 @@ from bot.dialogs.filing import FIELD_STEP, Draft
 from bot.dialogs.filing_forms import FieldKind
 from bot.dialogs.model import (
     FORGOTTEN_STEP,
+    ActivateFacilitator,
     Attachment,
     DialogContext,
     DialogState,
@@ -36,6 +37,7 @@ from bot.dialogs.model import (
     Expect,
     Input,
     InputKind,
+    ListHouseholds,
     ListSubscriptions,
     ListTickets,
     Outcome,
@@ -52,6 +54,15 @@ from bot.dialogs.model import (
     Transition,
     Unsubscribe,
 )
+from bot.facilitator_service import HOUSEHOLDS_PER_PAGE
+from bot.facilitators import (
+    Activated,
+    ActivationRefusal,
+    ActivationRefused,
+    FacilitatorRole,
+    HouseholdPage,
+)
+from bot.facilitators import Household as ListedHousehold
 from bot.filing_service import TICKETS_LISTED
 from bot.filings import (
     FilingAccepted,
@@ -82,14 +93,16 @@ from registry_client.sandbox.masking import mask_name
 
 TELEGRAM = DialogContext(photos=True)
 USSD = DialogContext(photos=False)
+# A PKH facilitator's chat: the same steps under their role (menu, areas, own commands).
+FACILITATOR = DialogContext(photos=True, facilitator=FacilitatorRole("F-ABC123", ("330201",)))
 # telegram: every input as drawn, Telegram's limits checked. ussd-context: the same inputs
 # in the USSD context (no photos), only the channel-free properties checked, since a phone
 # cannot send most of them. ussd-phone: each input as a phone can send it (typed text,
 # a number for a choice), every screen checked for the 160-character limit.
 CHANNELS = pytest.mark.parametrize(
     ("context", "as_phone"),
-    [(TELEGRAM, False), (USSD, False), (USSD, True)],
-    ids=["telegram", "ussd-context", "ussd-phone"],
+    [(TELEGRAM, False), (FACILITATOR, False), (USSD, False), (USSD, True)],
+    ids=["telegram", "facilitator", "ussd-context", "ussd-phone"],
 )
 # The subscription limit's default (SUBSCRIPTIONS_PER_CHAT).
 SUBSCRIPTIONS_LISTED = 5
@@ -372,6 +385,24 @@ def outcomes_for(effect: Effect) -> st.SearchStrategy[Outcome]:
     if isinstance(effect, EraseMyData):
         counts = st.integers(0, 40)
         return st.builds(Erased, counts, counts, counts, counts)
+    if isinstance(effect, ActivateFacilitator):
+        return st.builds(Activated, st.just("F-ABC123"), st.just(("330201", "330202"))) | st.builds(
+            ActivationRefused, st.sampled_from(list(ActivationRefusal))
+        )
+    if isinstance(effect, ListHouseholds):
+        households = st.builds(
+            ListedHousehold,
+            masked_niks,
+            moments,
+            st.lists(summaries(), max_size=6).map(tuple),
+        )
+        return st.builds(
+            HouseholdPage,
+            st.lists(households, max_size=HOUSEHOLDS_PER_PAGE).map(tuple),
+            st.just(effect.page),
+            st.integers(0, 600),
+            st.just(HOUSEHOLDS_PER_PAGE),
+        )
     assert isinstance(effect, Unsubscribe)
     return st.builds(Unsubscribed, st.booleans())
 

@@ -42,6 +42,8 @@ ROLE_KEY = "as_facilitator"
 
 def start_activation(state: DialogState, code: str, t: Translator) -> Transition:
     """/pendamping with its code, or without (then the code is asked for)."""
+    if not state.context.photos:
+        return telegram_only(state, t)
     role = state.context.facilitator
     if role is not None:
         return Transition(
@@ -123,6 +125,18 @@ def _refusal_words(reason: ActivationRefusal, t: Translator) -> str:
         ),
     }
     return words[reason]
+
+
+def telegram_only(state: DialogState, t: Translator) -> Transition:
+    """Facilitators work in Telegram: a phone's menu has no room for their forms and
+    lists, and cannot take the photos they file (the channel without photos is USSD)."""
+    return Transition(
+        state,
+        notice=Notice(
+            t.gettext("PKH facilitators use this service in Telegram."),
+            t.gettext("Facilitators: use Telegram."),
+        ),
+    )
 
 
 def facilitators_only(state: DialogState, t: Translator) -> Transition:
