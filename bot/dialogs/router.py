@@ -2,8 +2,10 @@
 
 `step` and `resume` are pure: (state, input) → transition, (state, outcome) → transition.
 Commands that work anywhere (/start, /cek, /usul, /sanggah, /perbaiki, /tiket, /bahasa,
-/bantuan, /privasi, /batal, USSD `0` and `00`) are handled here, and so is every input a
-step cannot use: it gets a clear notice and the same prompt again.
+/bantuan, /privasi, /batal, the facilitator's /pendamping and /dampingan, USSD `0` and
+`00`) are handled here, and so is every input a step cannot use: it gets a clear notice
+and the same prompt again. A step begun under one role (citizen, or a facilitator) is
+not carried on under another.
 """
 
 from __future__ import annotations
