@@ -321,7 +321,7 @@ class DialogEngine:
         if facilitator_id is None:
             return None
         areas = await FacilitatorRepository(await unit.session()).areas_of([facilitator_id])
-        return FacilitatorRole(facilitator_id, tuple(areas[facilitator_id]))
+        return FacilitatorRole(facilitator_id, areas[facilitator_id])
 
     async def _held_mail(self, unit: Unit, filer: Filer, inp: Input) -> list[Notification]:
         """Messages kept for a channel that cannot push, shown once when a session starts."""

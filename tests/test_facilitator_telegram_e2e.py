@@ -15,16 +15,15 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import Services, utc_now
-from bot.outbound import OutboundDispatcher
 from bot.storage.models import FacilitatorAccount, FacilitatorAuditEntry, Filing, Subscription
-from handlers.telegram import TelegramOutbound
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
 from tests.support.telegram_bot import App, Person, polling_bot
 from tests.test_facilitators import run
-from tests.test_outbox import drain, queue, sandbox_json, worker
+from tests.test_filing_telegram_e2e import registry_moves
+from tests.test_outbox import drain, queue, worker
 
 FACILITATOR_CHAT = 7101
 OTHER_CHAT = 7102
@@ -135,16 +134,7 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
     assert document["fields"]["location"] == {"lat": -7.4201, "lon": 109.2345}
 
     # The registry moves the ticket: the facilitator is told, in their chat.
-    move = {"stage": "in_verification", "reason_code": None}
-    await sandbox_json(sandbox, "POST", f"/sandbox/tickets/{item['ticket']}/stage", json=move)
-    await services.follower.follow_once()
-    dispatcher = OutboundDispatcher(
-        services.database,
-        services.keys,
-        {"telegram": TelegramOutbound(bot_app.bot)},
-        clock=utc_now,
-    )
-    await dispatcher.dispatch_due()
+    await registry_moves(services, sandbox, bot_app, item["ticket"], "in_verification")
     told = [(await fake.next_reply(FACILITATOR_CHAT))["text"] for _ in range(2)]
     assert any(ticket in text and "checked in the field" in text for text in told), told
 

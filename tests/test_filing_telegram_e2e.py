@@ -47,6 +47,22 @@ async def consented(fake: FakeTelegram, chat_id: int = CHAT) -> Person:
     return person
 
 
+async def registry_moves(
+    services: Services, sandbox: RunningSandbox, bot_app: App, registry_ticket: str, stage: str
+) -> None:
+    """The sandbox registry moves a ticket; the follower sees it and the chat is told."""
+    move = {"stage": stage, "reason_code": None}
+    await sandbox_json(sandbox, "POST", f"/sandbox/tickets/{registry_ticket}/stage", json=move)
+    await services.follower.follow_once()
+    dispatcher = OutboundDispatcher(
+        services.database,
+        services.keys,
+        {"telegram": TelegramOutbound(bot_app.bot)},
+        clock=utc_now,
+    )
+    await dispatcher.dispatch_due()
+
+
 def png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA", size, (10, 120, 200, 128)).save(buffer, "PNG")
@@ -103,16 +119,7 @@ async def test_a_proposal_with_photos_reaches_the_queue_and_its_stage_comes_back
         assert services.blobs.exists(photo["sha256"])
 
     registry_ticket = sent["ticket"]
-    move = {"stage": "in_verification", "reason_code": None}
-    await sandbox_json(sandbox, "POST", f"/sandbox/tickets/{registry_ticket}/stage", json=move)
-    await services.follower.follow_once()
-    dispatcher = OutboundDispatcher(
-        services.database,
-        services.keys,
-        {"telegram": TelegramOutbound(bot_app.bot)},
-        clock=utc_now,
-    )
-    await dispatcher.dispatch_due()
+    await registry_moves(services, sandbox, bot_app, registry_ticket, "in_verification")
     received = (await fake.next_reply(CHAT))["text"]
     assert ticket in received and registry_ticket in received  # with the DTSEN number
     moved = (await fake.next_reply(CHAT))["text"]

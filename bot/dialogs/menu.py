@@ -38,10 +38,7 @@ def menu_prompt(state: DialogState, t: Translator) -> Reply:
             *filings,
             Choice("correction", t.gettext("Correct data")),
             Choice("tickets", t.gettext("My tickets")),
-            Choice("notices", t.gettext("Change notices")),
-            Choice("language", t.gettext("Change language")),
-            Choice("help", t.gettext("Help")),
-            Choice("privacy", t.gettext("Privacy")),
+            *_settings_choices(t),
         ),
         expects=Expect.CHOICE,
         brief_gives_way=True,
@@ -61,12 +58,19 @@ def _facilitator_menu(facilitator_id: str, t: Translator) -> Reply:
             Choice("correction", t.gettext("Correct data")),
             Choice("households", t.gettext("My households")),
             Choice("tickets", t.gettext("Tickets filed")),
-            Choice("notices", t.gettext("Change notices")),
-            Choice("language", t.gettext("Change language")),
-            Choice("help", t.gettext("Help")),
-            Choice("privacy", t.gettext("Privacy")),
+            *_settings_choices(t),
         ),
         expects=Expect.CHOICE,
+    )
+
+
+def _settings_choices(t: Translator) -> tuple[Choice, ...]:
+    """The end of every menu: notices, language, help and privacy."""
+    return (
+        Choice("notices", t.gettext("Change notices")),
+        Choice("language", t.gettext("Change language")),
+        Choice("help", t.gettext("Help")),
+        Choice("privacy", t.gettext("Privacy")),
     )
 
 
