@@ -122,10 +122,14 @@ async def test_a_third_of_calls_failing_loses_and_doubles_nothing(
 async def test_answers_slower_than_the_timeout_are_sent_again_under_the_same_key(
     services: Services, sandbox: RunningSandbox
 ) -> None:
-    await set_faults(sandbox, latency_ms=800)
+    # The registry takes a write at once and answers it 2.5 s later; the worker gives up
+    # after 1 s. (A tighter timeout flaked on a loaded CI machine: a send cancelled before
+    # its body was read never reached the registry, so it was not sent "again".)
+    await set_faults(sandbox, latency_ms=2500)
     filed = await file_many(services, sandbox, 3)
-    outbox = worker(services, send_timeout_s=0.3)
+    outbox = worker(services, send_timeout_s=1.0)
     await outbox.deliver_due()  # every send times out, yet the registry took each one
+    assert len(await queue(sandbox)) == 3 and await depth(services) == 3
     await set_faults(sandbox)
     await drain(services, outbox)
     items = await queue(sandbox)
