@@ -264,7 +264,9 @@ async def serve(settings: Settings, role: ProcessRole = ALONE) -> None:
                 file_api_base=settings.telegram_file_api_base,
                 link=link,
                 webhook=settings.telegram_webhook,
-                messages_per_second=settings.telegram_messages_per_second,
+                messages_per_second=role.telegram_send_rate(
+                    settings.telegram_messages_per_second, webhook=settings.telegram_webhook
+                ),
             )
         web_app = create_web_app(
             services.ussd,

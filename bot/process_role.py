@@ -41,6 +41,11 @@ class ProcessRole:
         """One of several processes: share the port (SO_REUSEPORT), print no welcome."""
         return self.count > 1
 
+    def telegram_send_rate(self, per_bot: float, *, webhook: bool) -> float:
+        """This process's share of the messages a second Telegram allows the bot. With a
+        webhook every worker replies, so each sends 1/count of it; a poller is alone."""
+        return per_bot / self.count if webhook else per_bot
+
 
 ALONE = ProcessRole()
 

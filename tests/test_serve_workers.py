@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,62 @@ async def test_telegram_is_polled_by_the_primary_worker(
         fake.send_command(77, "/start")
         assert "OTP" in (await fake.next_reply(77, timeout=20))["text"]
         assert sum(call.method == "getMe" for call in fake.calls) == 1  # one bot, not two
+        assert await group.stop() == 0
+
+
+async def test_on_a_webhook_every_worker_replies_and_together_they_keep_the_bots_rate(
+    start_group: GroupStarter,
+) -> None:
+    """Telegram's limit is the bot's, not a process's: two workers at 4 messages a second
+    in all take about 3 s for 16 replies at once (2 a second each, after a burst of 2);
+    each at the whole rate would take about 1 s."""
+    rate, chats = 4, list(range(4101, 4117))
+    secret = "group-webhook-secret-0123"
+    async with running_fake_telegram() as fake:
+        for chat in chats:
+            fake.add_user(chat)
+        group = await start_group(
+            TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_URL=fake.api_url,
+            PUBLIC_URL="http://127.0.0.1:9",  # the fake's own deliveries are not used here
+            TELEGRAM_WEBHOOK_SECRET=secret,
+            TELEGRAM_MESSAGES_PER_SECOND=str(rate),
+        )
+        async with asyncio.timeout(30):
+            while sum(call.method == "setWebhook" for call in fake.calls) < 2:
+                await asyncio.sleep(0.05)  # each worker receives, so each sets the webhook
+
+        async def post(update_id: int, chat: int) -> int:
+            # A connection each, so that the kernel spreads them over the workers.
+            update = {
+                "update_id": update_id,
+                "message": {
+                    "message_id": 1,
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private", "first_name": "Tamu"},
+                    "from": {"id": chat, "is_bot": False, "first_name": "Tamu"},
+                    "text": "/start",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+                },
+            }
+            headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{group.url}/telegram/webhook", json=update, headers=headers) as r,
+            ):
+                return r.status
+
+        async def replied_at(chat: int) -> float:
+            await fake.next_reply(chat, timeout=30)
+            return time.monotonic()
+
+        waiting = [asyncio.create_task(replied_at(chat)) for chat in chats]
+        statuses = await asyncio.gather(*(post(900 + n, c) for n, c in enumerate(chats)))
+        assert statuses == [200] * len(chats)
+        started = time.monotonic()
+        times = await asyncio.gather(*waiting)
+        # Slowness only stretches this; without the share it was about 1 s.
+        assert max(times) - started >= (len(chats) - rate) / rate * 0.7
         assert await group.stop() == 0
 
 
