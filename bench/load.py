@@ -78,7 +78,7 @@ from bench.ussd_status import (  # noqa: E402
     wait_until_ready,
 )
 
-PARTS = ("ussd", "floor", "webhook", "two", "workers", "kill", "baseline")
+PARTS = ("ussd", "floor", "webhook", "two", "workers", "webhook-workers", "kill", "baseline")
 REQUEST_TIMEOUT_S = 30
 STEP_PAUSE_S = 1.5  # between steps: the last step's stragglers and GC settle
 WARMUP_S = 3.0
@@ -965,18 +965,35 @@ class Bench:
             messages_per_second=UNPACED_MESSAGES_PER_SECOND,
         )
 
+    async def part_webhook_workers(self) -> None:
+        await self._webhook_series(
+            "webhook-workers",
+            f"Telegram webhook, `serve --workers 2` with TELEGRAM_MESSAGES_PER_SECOND="
+            f"{UNPACED_MESSAGES_PER_SECOND:g} (each worker takes half)",
+            self.arguments.webhook_rates,
+            messages_per_second=UNPACED_MESSAGES_PER_SECOND,
+            workers=2,
+        )
+
     async def _webhook_series(
-        self, key: str, label: str, rates: list[float], *, messages_per_second: float | None
+        self,
+        key: str,
+        label: str,
+        rates: list[float],
+        *,
+        messages_per_second: float | None,
+        workers: int = 1,
     ) -> None:
         assert self.fake is not None
         unpaced = messages_per_second is not None
         before = self._fake_calls().get("setWebhook", 0)
         bot, base = self.start_serve(
-            f"serve-{key}", telegram=True, messages_per_second=messages_per_second
+            f"serve-{key}", telegram=True, messages_per_second=messages_per_second, workers=workers
         )
         try:
             deadline = time.monotonic() + 60
-            while self._fake_calls().get("setWebhook", 0) <= before:
+            # Each worker sets the webhook once it can reply.
+            while self._fake_calls().get("setWebhook", 0) < before + workers:
                 bot.check_alive()
                 if time.monotonic() > deadline:
                     raise BenchError(f"the bot never set its webhook:\n{bot.tail()}")
@@ -1261,6 +1278,15 @@ def summary(bench: Bench) -> list[str]:
                 hooked.saturation >= 300,
             )
         )
+    hooked2 = results.get("webhook-workers")
+    if hooked2:
+        targets.append(
+            (
+                "webhook ≥ 300 updates/s, `serve --workers 2` (TELEGRAM_MESSAGES_PER_SECOND=1000)",
+                f"{hooked2.saturation_text()} updates/s",
+                hooked2.saturation >= 300,
+            )
+        )
     paced = results.get("webhook-paced")
     if paced:
         targets.append(
@@ -1442,7 +1468,7 @@ async def amain(arguments: argparse.Namespace, run: Run) -> int:
         f"{len(people)} sandbox people; statements counted by "
         f"{'pg_stat_statements' if cluster.stats is not None else 'nothing (n/a)'}"
     )
-    if "webhook" in parts:
+    if "webhook" in parts or "webhook-workers" in parts:
         fake_port = free_port()
         bench.fake_url = f"http://127.0.0.1:{fake_port}"
         bench.fake = run.start(
@@ -1473,6 +1499,8 @@ async def amain(arguments: argparse.Namespace, run: Run) -> int:
         await bench.part_two()
     if "workers" in parts:
         await bench.part_workers()
+    if "webhook-workers" in parts:
+        await bench.part_webhook_workers()
     if "kill" in parts:
         await bench.part_kill()
     if "baseline" in parts:
