@@ -21,8 +21,6 @@ from typing import Any
 
 from telegram import (
     Bot,
-    BotCommand,
-    BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -52,11 +50,12 @@ from bot.dialog_engine import DialogEngine
 from bot.dialogs.model import Attachment, Input, InputKind, Reply
 from bot.filings import Location
 from bot.health import TelegramStatus
-from bot.i18n import DEFAULT_LANGUAGE, N_, SUPPORTED_LANGUAGES, translator
+from bot.i18n import DEFAULT_LANGUAGE, translator
 from bot.metrics import UpdateOutcome, observe_telegram_update
 from bot.outbound import Delivery, DeliveryResult
 from bot.photo_intake import FileTooLarge, FileUnavailable
 from bot.request_context import request_id_bound
+from handlers.telegram_commands import register_commands, show_command_menu
 from handlers.telegram_http import AiohttpRequest
 from handlers.telegram_ordering import ChatOrderedUpdateProcessor
 
@@ -76,42 +75,6 @@ ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 WEBHOOK_MAX_CONNECTIONS = 40
 # In webhook mode nothing polls, so Telegram is asked this often how delivery goes.
 WEBHOOK_CHECK_S = 60.0
-
-# The commands shown in Telegram's menu, per language: (command, description).
-COMMAND_MENUS: dict[str, tuple[tuple[str, str], ...]] = {
-    "id": (
-        ("cek", N_("Check social-aid status by NIK")),
-        ("usul", N_("Propose a household for social aid")),
-        ("sanggah", N_("Object to a status or a recipient")),
-        ("perbaiki", N_("Correct household data")),
-        ("tiket", N_("Follow your tickets")),
-        ("langganan", N_("Get a message when a household's aid changes")),
-        ("berhenti", N_("Stop change notices")),
-        ("bahasa", N_("Change the language")),
-        ("bantuan", N_("How this service works")),
-        ("privasi", N_("Your data and your consent")),
-        ("data_saya", N_("See what we hold about you")),
-        ("hapus_data", N_("Erase your data")),
-        ("batal", N_("Stop and go back to the menu")),
-    ),
-    "en": (
-        ("check", N_("Check social-aid status by NIK")),
-        ("propose", N_("Propose a household for social aid")),
-        ("object", N_("Object to a status or a recipient")),
-        ("correct", N_("Correct household data")),
-        ("tickets", N_("Follow your tickets")),
-        ("subscribe", N_("Get a message when a household's aid changes")),
-        ("unsubscribe", N_("Stop change notices")),
-        ("language", N_("Change the language")),
-        ("help", N_("How this service works")),
-        ("privacy", N_("Your data and your consent")),
-        ("my_data", N_("See what we hold about you")),
-        ("erase", N_("Erase your data")),
-        ("cancel", N_("Stop and go back to the menu")),
-    ),
-}
-# Javanese and Sundanese speakers use the Indonesian command names, as posters print them.
-COMMAND_MENUS["jv"] = COMMAND_MENUS["su"] = COMMAND_MENUS["id"]
 
 
 def build_telegram_application(
@@ -380,16 +343,6 @@ class _ReportingPollRequest(AiohttpRequest):
         return status, payload
 
 
-async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """setMyCommands once per language; Indonesian is also the default for everyone else."""
-    scope = BotCommandScopeAllPrivateChats()
-    for language in SUPPORTED_LANGUAGES:
-        t = translator(language)
-        commands = [BotCommand(name, t.gettext(text)) for name, text in COMMAND_MENUS[language]]
-        code = None if language == DEFAULT_LANGUAGE else language
-        await application.bot.set_my_commands(commands, scope=scope, language_code=code)
-
-
 def input_from_message(message: Message) -> Input:
     """What a message means to a dialog."""
     if message.text is not None:
@@ -530,7 +483,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         lookup_budget_s=LOOKUP_BUDGET_S,
         language_hint=_app_language(update),
     )
-    await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
+    await _send(context.bot, chat.id, reply)
 
 
 @_traced
@@ -557,7 +510,13 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lookup_budget_s=LOOKUP_BUDGET_S,
         language_hint=_app_language(update),
     )
-    await chat.send_message(reply.text, reply_markup=keyboard_for(reply))
+    await _send(context.bot, chat.id, reply)
+
+
+async def _send(bot: Bot, chat_id: int, reply: Reply) -> None:
+    await bot.send_message(chat_id, reply.text, reply_markup=keyboard_for(reply))
+    if reply.menu is not None:
+        await show_command_menu(bot, chat_id, reply.menu, reply.language)
 
 
 @_traced

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from bot.dialogs import facilitator, router
 from bot.dialogs.model import (
     ActivateFacilitator,
+    CommandMenu,
     DialogState,
     Input,
     InputKind,
@@ -103,6 +104,37 @@ def test_activation_with_or_without_the_code() -> None:
 
     again = play(as_facilitator(state), command("pendamping"))
     assert again.effect is None and again.reply is not None and "already" in again.reply.text
+
+
+def menu_of(transition: router.Transition) -> CommandMenu | None:
+    assert transition.reply is not None
+    return transition.reply.menu
+
+
+def test_the_chats_command_menu_follows_the_role_and_a_facilitators_language() -> None:
+    citizen = consented()
+    assert menu_of(play(citizen, command("bantuan"))) is None
+    assert menu_of(play(citizen, command("bahasa"), choice("id"))) is None  # the app's own
+
+    asked = router.step(citizen, Input(InputKind.COMMAND, "pendamping", argument="K7M2Q-9XHRT"))
+    assert menu_of(router.resume(asked.state, ActivationRefused(ActivationRefusal.EXPIRED))) is None
+    activated = router.resume(asked.state, Activated("F-ABC123", (AREA,)))
+    assert menu_of(activated) is CommandMenu.FACILITATOR
+    linked = as_facilitator(activated.state)  # what the next message's context says
+    helped = router.step(linked, command("bantuan"))
+    assert menu_of(helped) is None  # set once, not with every reply
+    relabelled = play(linked, command("bahasa"), choice("id"))
+    assert menu_of(relabelled) is CommandMenu.FACILITATOR
+    assert relabelled.reply is not None and relabelled.reply.language == "id"
+
+    # Deactivated while at the menu: the next message, whatever it is, takes the menu back.
+    deactivated = router.step(as_facilitator(helped.state, None), command("bantuan"))
+    assert menu_of(deactivated) is CommandMenu.CITIZEN
+    assert menu_of(router.step(deactivated.state, command("bantuan"))) is None
+    # And in the middle of a form.
+    begun = play(linked, command("perbaiki"))
+    stopped = router.step(as_facilitator(begun.state, None), text(IN_AREA))
+    assert menu_of(stopped) is CommandMenu.CITIZEN
 
 
 def test_citizens_are_refused_the_facilitator_commands() -> None:

@@ -5,6 +5,7 @@ pushed back to them; and every refusal the issue names."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -85,6 +86,17 @@ async def enrol(services: Services, area: str, phone: str = "081234567890") -> t
     return enrolled[1], code[1]
 
 
+async def chat_commands(fake: FakeTelegram, chat_id: int, *, present: bool) -> list[str]:
+    """The commands set for this chat alone, once they are (or are no longer) there: the
+    bot changes them just after its reply."""
+    scope = {"type": "chat", "chat_id": chat_id}
+    for _ in range(250):
+        if bool(fake.commands(scope)) == present:
+            break
+        await asyncio.sleep(0.02)
+    return [command["command"] for command in fake.commands(scope)]
+
+
 def other_area(nik: str) -> str:
     """The same NIK with another (real) kecamatan code."""
     return ("317101" if nik[:6] != "317101" else "327301") + nik[6:]
@@ -102,6 +114,8 @@ async def test_a_facilitator_checks_and_files_for_a_household_and_hears_its_stag
     activated = await text(chat.say(f"/pendamping {code.lower()}"))
     assert f"facilitator {facilitator_id}" in activated and area in activated
     assert "households" in chat.buttons()  # the facilitator's menu
+    commands = await chat_commands(fake, FACILITATOR_CHAT, present=True)  # and their commands
+    assert "households" in commands and "erase" not in commands  # the chat chose English
 
     # A check for a household of the area, with the facilitator's higher limits.
     await text(chat.tap("check"))
@@ -210,6 +224,7 @@ async def test_codes_are_refused_when_reused_expired_or_of_a_deactivated_facilit
     stopped = await text(first.say(area + "5708890003"))
     assert "facilitator access has changed" in stopped and "nothing was sent" in stopped
     assert "households" not in first.buttons()
+    assert await chat_commands(fake, FACILITATOR_CHAT, present=False) == []  # the citizens'
     assert "facilitators only" in await text(first.say("/dampingan"))
     status, _, err = await run(cli_env(services), "facilitator", "code", "--id", facilitator_id)
     assert status == 2 and "deactivated" in err

@@ -60,6 +60,13 @@ class Expect(StrEnum):
     NOTHING = "nothing"  # the exchange is complete (a USSD session ends here)
 
 
+class CommandMenu(StrEnum):
+    """The list of commands a chat app shows beside the text box."""
+
+    CITIZEN = "citizen"
+    FACILITATOR = "facilitator"
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     key: str
@@ -78,6 +85,9 @@ class Reply:
     language: str = "id"  # the language it is written in, for what a channel adds around it
     # On a small screen a notice may take the place of the brief (a long menu's title).
     brief_gives_way: bool = False
+    # Set when the chat's command menu must change: it became (or stopped being) a
+    # facilitator's, or a facilitator chose another language. A replay leaves it out.
+    menu: CommandMenu | None = None
 
     def after(self, notice: Notice) -> Reply:
         """The same reply with a notice before it."""

@@ -28,6 +28,7 @@ from bot.dialogs.language import handle_language, language_prompt
 from bot.dialogs.menu import handle_menu, help_prompt, menu_prompt
 from bot.dialogs.model import (
     Choice,
+    CommandMenu,
     DialogState,
     Expect,
     Input,
@@ -224,6 +225,10 @@ def ambiguous_answer(state: DialogState) -> Transition:
 def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> Transition:
     """The next state and reply for one input. `mail` holds messages kept for a channel
     that cannot push (USSD): they are shown once, at the start of the next session."""
+    return _with_menu(state, _step(state, inp, mail))
+
+
+def _step(state: DialogState, inp: Input, mail: Sequence[Notification]) -> Transition:
     if state.step not in STEPS:
         state = _home(state)
     t = translator(state.language)
@@ -257,6 +262,10 @@ def step(state: DialogState, inp: Input, mail: Sequence[Notification] = ()) -> T
 
 def resume(state: DialogState, outcome: Outcome) -> Transition:
     """Continue once an effect has its outcome."""
+    return _with_menu(state, _resume(state, outcome))
+
+
+def _resume(state: DialogState, outcome: Outcome) -> Transition:
     t = translator(state.language)
     if isinstance(outcome, StatusReport | LookupFailure | Throttled):
         if state.step == subscribe.WAITING_STEP:
@@ -305,6 +314,23 @@ def _finish(transition: Transition) -> Transition:
     if reply is not None:
         reply = replace(reply, language=transition.state.language)
     return replace(transition, state=_stamped(transition.state, offered), reply=reply)
+
+
+def _with_menu(before: DialogState, transition: Transition) -> Transition:
+    """Ask the channel to change the chat's command menu when the role the last reply was
+    made for (stamped in the state) is not the role now, or a facilitator's language
+    changed; a citizen's menu follows their app's language by itself."""
+    after, reply = transition.state, transition.reply
+    if reply is None:
+        return transition  # an effect is under way: `resume` answers
+    was = before.data.get(facilitator.ROLE_KEY)
+    role = after.context.facilitator
+    now = None if role is None else role.id
+    relabelled = role is not None and before.language != after.language
+    if was == now and not relabelled:
+        return transition
+    menu = CommandMenu.CITIZEN if role is None else CommandMenu.FACILITATOR
+    return replace(transition, reply=replace(reply, menu=menu))
 
 
 def _stamped(state: DialogState, offered: tuple[str, ...]) -> DialogState:
