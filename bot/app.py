@@ -22,7 +22,7 @@ from bot.facilitator_service import FacilitatorService
 from bot.filing_service import FilingService
 from bot.filings import AreaRule
 from bot.health import Health, TelegramStatus
-from bot.housekeeping import PhotoRetention, sweep_forever
+from bot.housekeeping import FacilitatorRetention, PhotoRetention, sweep_forever
 from bot.i18n import load_catalogs
 from bot.metrics import MetricsPage, RegistryCalls
 from bot.notice_run import NoticeRun
@@ -329,7 +329,10 @@ async def _run_background(
     quarterly-notice watcher, until `stop` is set."""
     settings = services.settings
     retention = PhotoRetention(services.blobs, timedelta(days=settings.photo_retention_days))
-    housekeeping = asyncio.create_task(sweep_forever(services.database, utc_now, photos=retention))
+    facilitators = FacilitatorRetention(timedelta(days=settings.facilitator_retention_days))
+    housekeeping = asyncio.create_task(
+        sweep_forever(services.database, utc_now, photos=retention, facilitators=facilitators)
+    )
     try:
         await asyncio.gather(services.run_workers(stop), services.watch_quarters(ports, stop))
     finally:

@@ -1,6 +1,7 @@
 """Periodic deletion of what is no longer needed: admission counters of ended windows,
-owners' matches past their memory, conversations of people who never gave consent, and photos of
-filings the registry has had for longer than the retention period."""
+owners' matches past their memory, conversations of people who never gave consent, photos of
+filings the registry has had for longer than the retention period, and the household lists
+and subscriptions of facilitators deactivated for longer than theirs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from bot.blob_store import BlobStore
 from bot.status_service import MATCH_MEMORY
 from bot.storage.admission_repository import AdmissionRepository
 from bot.storage.database import Database
+from bot.storage.facilitator_repository import FacilitatorRepository
 from bot.storage.filing_repository import FilingRepository
+from bot.storage.notice_repository import SubscriptionRepository
 from bot.storage.repositories import ConversationRepository
 
 log = logging.getLogger(__name__)
@@ -39,16 +42,31 @@ class PhotoRetention:
 
 
 @dataclass(frozen=True, slots=True)
+class FacilitatorRetention:
+    """A deactivated facilitator's household list and the subscriptions they held are
+    kept `keep` after the deactivation (the hand-over to the next one), then deleted.
+    Their account, areas and audit stay: the audit must name who acted."""
+
+    keep: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class Swept:
     admission_counters: int
     nik_matches: int
     conversations: int
     photos: int = 0  # photo rows of delivered filings
     blobs: int = 0  # files no remaining row named
+    facilitator_households: int = 0  # rows of deactivated facilitators' lists
+    facilitator_subscriptions: int = 0  # subscriptions they held (notices went along)
 
 
 async def sweep(
-    database: Database, now: datetime, *, photos: PhotoRetention | None = None
+    database: Database,
+    now: datetime,
+    *,
+    photos: PhotoRetention | None = None,
+    facilitators: FacilitatorRetention | None = None,
 ) -> Swept:
     async with database.transaction() as session:
         admission = AdmissionRepository(session)
@@ -58,11 +76,29 @@ async def sweep(
         conversations = await ConversationRepository(session).forget_unconsented_idle_since(
             now - UNCONSENTED_RETENTION
         )
-    if photos is None:
-        return Swept(counters, matches, conversations)
-    rows, blobs = await forget_delivered_photos(database, photos, now - photos.keep, now)
-    blobs += await forget_orphan_blobs(database, photos.blobs, now - DRAFT_GRACE)
-    return Swept(counters, matches, conversations, rows, blobs)
+    households = subscriptions = 0
+    if facilitators is not None:
+        households, subscriptions = await forget_deactivated_facilitators(
+            database, now - facilitators.keep
+        )
+    rows = blobs = 0
+    if photos is not None:
+        rows, blobs = await forget_delivered_photos(database, photos, now - photos.keep, now)
+        blobs += await forget_orphan_blobs(database, photos.blobs, now - DRAFT_GRACE)
+    return Swept(counters, matches, conversations, rows, blobs, households, subscriptions)
+
+
+async def forget_deactivated_facilitators(database: Database, cutoff: datetime) -> tuple[int, int]:
+    """Delete the household lists and held subscriptions of facilitators deactivated
+    before `cutoff`, in one transaction. Returns (household rows, subscriptions) deleted."""
+    async with database.transaction() as session:
+        households = await FacilitatorRepository(session).forget_households_deactivated_before(
+            cutoff
+        )
+        subscriptions = await SubscriptionRepository(session).forget_held_by_deactivated_before(
+            cutoff
+        )
+    return households, subscriptions
 
 
 async def forget_delivered_photos(
@@ -111,12 +147,13 @@ async def sweep_forever(
     clock: Callable[[], datetime],
     *,
     photos: PhotoRetention,
+    facilitators: FacilitatorRetention,
     interval_s: float = INTERVAL_S,
 ) -> None:
     """Sweep now and then every `interval_s`; safe to run in several instances at once."""
     while True:
         try:
-            swept = await sweep(database, clock(), photos=photos)
+            swept = await sweep(database, clock(), photos=photos, facilitators=facilitators)
             log.info("housekeeping removed %s", swept)
         except Exception:
             log.exception("housekeeping failed; trying again later")

@@ -83,6 +83,7 @@ class Settings:
     simulator: str  # auto (with the sandbox only), on, off
     log_format: str  # text or json
     photo_retention_days: int
+    facilitator_retention_days: int
     sealing_keys_file: Path
     public_url: str | None  # set: Telegram calls the webhook instead of being polled
     telegram_webhook_secret: str | None  # None: derived from secret_key
@@ -232,6 +233,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         simulator=_choice(env, "SIMULATOR", "AUTO", ("AUTO", "ON", "OFF")).lower(),
         log_format=_choice(env, "LOG_FORMAT", "TEXT", ("TEXT", "JSON")).lower(),
         photo_retention_days=_integer(env, "PHOTO_RETENTION_DAYS", 30, low=1, high=3650),
+        facilitator_retention_days=_integer(
+            env, "FACILITATOR_RETENTION_DAYS", 90, low=1, high=3650
+        ),
         sealing_keys_file=Path(_text(env, "SEALING_KEYS_FILE", str(var_dir / "sealing-keys.json"))),
         public_url=_public_url(env, official_bot_api=telegram_api_url == DEFAULT_TELEGRAM_API_URL),
         telegram_webhook_secret=_webhook_secret(env),

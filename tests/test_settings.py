@@ -18,6 +18,7 @@ def test_defaults_need_no_configuration(tmp_path: Path) -> None:
     assert settings.telegram_bot_api_base == "https://api.telegram.org/bot"
     assert settings.telegram_file_api_base == "https://api.telegram.org/file/bot"
     assert settings.ussd_lookup_budget_s == 3.0
+    assert settings.facilitator_retention_days == 90
 
 
 def test_embedded_secret_key_is_created_once_private_and_reused(
@@ -61,6 +62,9 @@ def test_postgresql_url_gets_the_async_driver(tmp_path: Path) -> None:
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
         ("TELEGRAM_MESSAGES_PER_SECOND", "0", "TELEGRAM_MESSAGES_PER_SECOND"),
         ("TELEGRAM_MESSAGES_PER_SECOND", "5000", "TELEGRAM_MESSAGES_PER_SECOND"),
+        ("FACILITATOR_RETENTION_DAYS", "ninety", "FACILITATOR_RETENTION_DAYS"),
+        ("FACILITATOR_RETENTION_DAYS", "0", "FACILITATOR_RETENTION_DAYS must be between 1 and"),
+        ("FACILITATOR_RETENTION_DAYS", "3651", "between 1 and 3650"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(

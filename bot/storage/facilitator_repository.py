@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.filings import TicketSummary
@@ -18,6 +18,14 @@ from bot.storage.models import (
     FacilitatorHousehold,
     Filing,
 )
+
+
+def deactivated_before(cutoff: datetime) -> Select[str]:
+    """Ids of facilitators deactivated before `cutoff`, as a subquery for the retention
+    sweep. Deactivation is for good (there is no reactivation), so the set only grows."""
+    return select(FacilitatorAccount.id).where(
+        FacilitatorAccount.active.is_(False), FacilitatorAccount.deactivated_at < cutoff
+    )
 
 
 class FacilitatorRepository:
@@ -134,6 +142,17 @@ class FacilitatorRepository:
             assert row.subject_hash is not None
             tickets.setdefault(row.subject_hash, []).append(filing_summary(row))
         return tickets
+
+    async def forget_households_deactivated_before(self, cutoff: datetime) -> int:
+        """Delete the household lists of facilitators deactivated before `cutoff` (the
+        hand-over is over); their account, areas and audit stay. Rows deleted."""
+        statement = (
+            delete(FacilitatorHousehold)
+            .where(FacilitatorHousehold.facilitator_id.in_(deactivated_before(cutoff)))
+            .execution_options(synchronize_session=False)  # a sweep has nothing loaded
+        )
+        result = cast(CursorResult[Any], await self._session.execute(statement))
+        return result.rowcount or 0
 
     def record(self, entry: FacilitatorAuditEntry) -> None:
         self._session.add(entry)

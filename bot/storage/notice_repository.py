@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Select,
     String,
     Table,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    delete,
     func,
     literal,
     or_,
@@ -39,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.facilitator_repository import deactivated_before
 from bot.storage.models import (
     Conversation,
     FacilitatorAccount,
@@ -219,6 +222,26 @@ class SubscriptionRepository:
             .where(Subscription.facilitator_id.in_(inactive), Subscription.state == ACTIVE)
             .values(state=RETIRED, retired_at=now)
         )
+
+    async def forget_held_by_deactivated_before(self, cutoff: datetime) -> int:
+        """Delete the subscriptions held by facilitators deactivated before `cutoff`,
+        whatever their state, and their notices. A household a chat took over for itself
+        names no facilitator, and stays. Rows of subscriptions deleted."""
+        held = Subscription.facilitator_id.in_(deactivated_before(cutoff))
+        # Notices first, as erasure does: the cascade is not trusted alone (SQLite
+        # enforces foreign keys only on connections that ask).
+        await self._session.execute(
+            delete(Notice)
+            .where(Notice.subscription_id.in_(select(Subscription.id).where(held)))
+            .execution_options(synchronize_session=False)
+        )
+        statement = (
+            delete(Subscription)
+            .where(held)
+            .execution_options(synchronize_session=False)  # a sweep has nothing loaded
+        )
+        result = cast(CursorResult[Any], await self._session.execute(statement))
+        return result.rowcount or 0
 
 
 class NoticeRepository:
