@@ -184,9 +184,8 @@ async def test_on_a_webhook_every_worker_replies_and_together_they_keep_the_bots
             TELEGRAM_WEBHOOK_SECRET=secret,
             TELEGRAM_MESSAGES_PER_SECOND=str(rate),
         )
-        async with asyncio.timeout(30):
-            while sum(call.method == "setWebhook" for call in fake.calls) < 2:
-                await asyncio.sleep(0.05)  # each worker receives, so each sets the webhook
+        await fake.wait_for("setWebhook", timeout=30)  # each worker receives, so each
+        await fake.wait_for("setWebhook", timeout=30)  # sets the webhook once it can reply
 
         async def post(update_id: int, chat: int) -> int:
             # A connection each, so that the kernel spreads them over the workers.
