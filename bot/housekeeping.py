@@ -1,7 +1,8 @@
 """Periodic deletion of what is no longer needed: admission counters of ended windows,
-owners' matches past their memory, conversations of people who never gave consent, photos of
-filings the registry has had for longer than the retention period, and the household lists
-and subscriptions of facilitators deactivated for longer than theirs."""
+owners' matches past their memory, conversations of people who never gave consent, stopped
+subscriptions a quarter on, photos of filings the registry has had for longer than the
+retention period, and the household lists and subscriptions of facilitators deactivated
+for longer than theirs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from bot.storage.repositories import ConversationRepository
 log = logging.getLogger(__name__)
 
 UNCONSENTED_RETENTION = timedelta(days=1)
+# A stopped subscription is kept a quarter and a margin: subscribing again meanwhile takes
+# up the same row, so that quarter's notice, already sent, is not sent a second time.
+STOPPED_SUBSCRIPTION_MEMORY = timedelta(days=100)
 # Longer than a draft can live (the idle timeout is at most a day): a photo older than
 # this that no filing names belongs to no one.
 DRAFT_GRACE = timedelta(days=2)
@@ -59,6 +63,7 @@ class Swept:
     blobs: int = 0  # files no remaining row named
     facilitator_households: int = 0  # rows of deactivated facilitators' lists
     facilitator_subscriptions: int = 0  # subscriptions they held (notices went along)
+    stopped_subscriptions: int = 0  # stopped or retired long enough ago (notices too)
 
 
 async def sweep(
@@ -76,6 +81,9 @@ async def sweep(
         conversations = await ConversationRepository(session).forget_unconsented_idle_since(
             now - UNCONSENTED_RETENTION
         )
+        stopped = await SubscriptionRepository(session).forget_stopped_before(
+            now - STOPPED_SUBSCRIPTION_MEMORY
+        )
     households = subscriptions = 0
     if facilitators is not None:
         households, subscriptions = await forget_deactivated_facilitators(
@@ -85,7 +93,9 @@ async def sweep(
     if photos is not None:
         rows, blobs = await forget_delivered_photos(database, photos, now - photos.keep, now)
         blobs += await forget_orphan_blobs(database, photos.blobs, now - DRAFT_GRACE)
-    return Swept(counters, matches, conversations, rows, blobs, households, subscriptions)
+    return Swept(
+        counters, matches, conversations, rows, blobs, households, subscriptions, stopped
+    )
 
 
 async def forget_deactivated_facilitators(database: Database, cutoff: datetime) -> tuple[int, int]:

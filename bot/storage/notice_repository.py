@@ -223,6 +223,21 @@ class SubscriptionRepository:
             .values(state=RETIRED, retired_at=now)
         )
 
+    async def forget_stopped_before(self, cutoff: datetime) -> int:
+        """Delete the subscriptions stopped or retired before `cutoff`, and their notices.
+        Rows of subscriptions deleted."""
+        stopped = and_(Subscription.state == RETIRED, Subscription.retired_at < cutoff)
+        await self._session.execute(  # notices first: see below
+            delete(Notice)
+            .where(Notice.subscription_id.in_(select(Subscription.id).where(stopped)))
+            .execution_options(synchronize_session=False)
+        )
+        statement = (
+            delete(Subscription).where(stopped).execution_options(synchronize_session=False)
+        )
+        result = cast(CursorResult[Any], await self._session.execute(statement))
+        return result.rowcount or 0
+
     async def forget_held_by_deactivated_before(self, cutoff: datetime) -> int:
         """Delete the subscriptions held by facilitators deactivated before `cutoff`,
         whatever their state, and their notices. A household a chat took over for itself
