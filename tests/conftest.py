@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from bot.app import Services, build_services
 from bot.logging_setup import quiet_library_loggers
 from bot.settings import Settings, load_settings
+from bot.storage.database import Database, open_database
+from bot.storage.migrate import upgrade_to_head
 from registry_client.sandbox import RunningSandbox, start_sandbox
 from tests.support import postgres
 from tests.ussd_phone import UssdPhone
@@ -60,6 +62,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """The database alone, migrated to the current schema; for tests below the services."""
+    opened = open_database(database_url)
+    await upgrade_to_head(opened)
+    try:
+        yield opened
+    finally:
+        await opened.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,6 @@ from bot.filings import Filer
 from bot.housekeeping import FacilitatorRetention, Swept, sweep
 from bot.notice_run import change_json
 from bot.storage.database import Database, open_database
-from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import (
     FacilitatorAccount,
     FacilitatorArea,
@@ -56,16 +55,6 @@ def nothing_personal_in_the_logs(caplog: pytest.LogCaptureFixture) -> Iterator[N
     yield
     personal = (NAME, NIK_A, NIK_B, NIK_C, *PHONES.values())
     assert [value for value in personal if value in caplog.text] == []
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = open_database(database_url)
-    await upgrade_to_head(opened)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 @dataclass(frozen=True)

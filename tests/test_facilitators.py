@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,7 +45,6 @@ from bot.facilitators import (
 from bot.filing_service import FilingService
 from bot.filings import AreaRule, Filer
 from bot.storage.database import Database, open_database
-from bot.storage.migrate import upgrade_to_head
 from bot.storage.models import FacilitatorAccount, FacilitatorHousehold
 from tests.conftest import TEST_SECRET_KEY
 from tests.filing_factory import objection
@@ -77,16 +76,6 @@ def nothing_personal_in_the_logs(caplog: pytest.LogCaptureFixture) -> Iterator[N
     yield
     personal = (NAME, PHONE, PHONE_E164, NIK_330201, OTHER_NIK_330201, NIK_330202, NIK_JAKARTA)
     assert [value for value in personal if value in caplog.text] == []
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = open_database(database_url)
-    await upgrade_to_head(opened)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,16 +49,6 @@ GOLDEN_SEALED_NIK = bytes.fromhex(
 @pytest.fixture
 def keys_file(tmp_path: Path) -> Path:
     return tmp_path / "var" / "sealing-keys.json"
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = open_database(database_url)
-    await upgrade_to_head(opened)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 def ring(keys_file: Path, *, reload_interval_s: float = 0.0) -> KeyRing:

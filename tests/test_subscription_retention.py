@@ -4,18 +4,15 @@ then, subscribing again takes up the same row. Active subscriptions are never to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.crypto import KeyRing
 from bot.filings import Filer
 from bot.housekeeping import STOPPED_SUBSCRIPTION_MEMORY, sweep
 from bot.notice_run import change_json
-from bot.storage.database import Database, open_database
-from bot.storage.migrate import upgrade_to_head
+from bot.storage.database import Database
 from bot.storage.models import Notice, Subscription
 from bot.storage.notice_repository import NoticeRepository
 from bot.subscription_service import SubscriptionService
@@ -25,16 +22,6 @@ from tests.conftest import TEST_SECRET_KEY
 from tests.test_facilitators import Clock
 
 NIK_STOPPED, NIK_KEPT, NIK_AGAIN = "3302015708890003", "3302016112910004", "3302011203850005"
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = open_database(database_url)
-    await upgrade_to_head(opened)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 async def rows(database: Database) -> tuple[dict[str, str], int]:
