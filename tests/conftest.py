@@ -26,6 +26,8 @@ from bot.storage.database import Database, open_database
 from bot.storage.migrate import upgrade_to_head
 from registry_client.sandbox import RunningSandbox, start_sandbox
 from tests.support import postgres
+from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
+from tests.support.telegram_bot import App, polling_bot
 from tests.ussd_phone import UssdPhone
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -73,6 +75,36 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield opened
     finally:
         await opened.dispose()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
+    """The environment of `bansos-bot …` called in this process (`bot.cli.main`): only
+    this test's database and key, migrated. Returns the database URL."""
+    from bot.cli import main
+
+    for name in list(os.environ):
+        if name.startswith(("DATABASE_", "REGISTRY_", "TELEGRAM_", "SEALING_", "BOT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("BOT_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("BOT_VAR_DIR", str(tmp_path / "var"))
+    assert main(["migrate"]) == 0
+    return database_url
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    """A fake Bot API; a test file that needs known users overrides it."""
+    async with running_fake_telegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
+    """The real bot, polling `fake`, on the test's services."""
+    async with polling_bot(fake, services) as application:
+        yield application
 
 
 @pytest.fixture

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
 from bot.crypto import KeyRing
 from bot.facilitator_cli import CSV_COLUMNS
 from bot.facilitator_service import FacilitatorService
@@ -272,18 +269,6 @@ async def test_a_sweep_without_the_retention_keeps_facilitators_data(
 
 
 # --- the command line --------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
-    for name in list(os.environ):
-        if name.startswith(("DATABASE_", "REGISTRY_", "TELEGRAM_", "SEALING_", "BOT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("BOT_SECRET_KEY", TEST_SECRET_KEY)
-    monkeypatch.setenv("BOT_VAR_DIR", str(tmp_path / "var"))
-    assert main(["migrate"]) == 0
-    return database_url
 
 
 async def _seeded(url: str) -> World:

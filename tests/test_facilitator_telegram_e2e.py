@@ -21,7 +21,7 @@ from registry_client.sandbox import RunningSandbox
 from tests.conftest import TEST_SECRET_KEY
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, Person, polling_bot
+from tests.support.telegram_bot import App, Person
 from tests.test_facilitators import run
 from tests.test_filing_telegram_e2e import registry_moves
 from tests.test_outbox import drain, queue, worker
@@ -37,12 +37,6 @@ async def fake() -> AsyncIterator[FakeTelegram]:
         for chat in (FACILITATOR_CHAT, OTHER_CHAT, CITIZEN_CHAT):
             server.add_user(chat, first_name="Rina", language_code="en")
         yield server
-
-
-@pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    async with polling_bot(fake, services) as application:
-        yield application
 
 
 async def text(reply: Awaitable[dict[str, Any]]) -> str:

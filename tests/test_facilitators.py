@@ -460,18 +460,6 @@ async def test_rotation_reseals_facilitator_names_phones_and_households(
 # --- the command line --------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
-    for name in list(os.environ):
-        if name.startswith(("DATABASE_", "REGISTRY_", "TELEGRAM_", "SEALING_", "BOT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("BOT_SECRET_KEY", TEST_SECRET_KEY)
-    monkeypatch.setenv("BOT_VAR_DIR", str(tmp_path / "var"))
-    assert main(["migrate"]) == 0
-    return database_url
-
-
 def bansos_bot(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], list[str]]:
     capsys.readouterr()
     status = main(["facilitator", *args])

@@ -112,12 +112,6 @@ def build_app(fake: FakeTelegram) -> Application[Any, Any, Any, Any, Any, Any]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with running_fake_telegram() as server:
-        yield server
-
-
-@pytest.fixture
 async def app(fake: FakeTelegram) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
     application = build_app(fake)
     await application.initialize()

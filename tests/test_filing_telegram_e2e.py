@@ -19,7 +19,7 @@ from handlers.telegram import (
 from registry_client.sandbox import RunningSandbox
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, Person, polling_bot
+from tests.support.telegram_bot import App, Person
 from tests.test_outbox import drain, queue, sandbox_json, worker
 
 CHAT = 5151
@@ -30,12 +30,6 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     async with running_fake_telegram() as server:
         server.add_user(CHAT, first_name="Sri", language_code="en")
         yield server
-
-
-@pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    async with polling_bot(fake, services) as application:
-        yield application
 
 
 async def consented(fake: FakeTelegram, chat_id: int = CHAT) -> Person:

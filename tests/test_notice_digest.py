@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
 
 from bot.app import Services, utc_now
@@ -35,24 +33,12 @@ from bot.subscription_service import SubscriptionService
 from bot.subscriptions import Subscribed, TooManySubscriptions
 from registry_client.sandbox import RunningSandbox
 from registry_client.sandbox.population import Person
-from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, polling_bot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram_bot import App
 from tests.test_notices import CHAT, advance, changes_of, everyone, run
 
 FACILITATOR_CHAT = 7171
 OTHER_FACILITATOR_CHAT = 7272
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with running_fake_telegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    async with polling_bot(fake, services) as application:
-        yield application
 
 
 def chat_of(services: Services, chat: int, facilitator_id: str | None = None) -> Filer:

@@ -9,11 +9,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Services
@@ -29,24 +27,12 @@ from handlers.telegram_broadcast import BotApiBroadcast
 from handlers.web import create_web_app
 from registry_client.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_TOKEN, TEST_SECRET_KEY
-from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, polling_bot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram_bot import App
 from tests.test_outbox import sandbox_json
 from tests.ussd_phone import UssdPhone
 
 CHAT = 6161
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with running_fake_telegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    async with polling_bot(fake, services) as application:
-        yield application
 
 
 async def advance(sandbox: RunningSandbox, changes: int | None = None) -> str:

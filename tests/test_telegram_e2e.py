@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 from telegram.ext import Application
 
-from bot.app import Services
 from bot.logging_setup import quiet_library_loggers
 from registry_client.models import PROGRAMME_CODES
 from registry_client.sandbox import RunningSandbox
 from tests.support.fake_telegram import FakeTelegram, running_fake_telegram
-from tests.support.telegram_bot import App, polling_bot
 
 CHAT = 4242
 
@@ -25,12 +23,6 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     async with running_fake_telegram() as server:
         server.add_user(CHAT, first_name="Siti")
         yield server
-
-
-@pytest.fixture
-async def bot_app(fake: FakeTelegram, services: Services) -> AsyncIterator[App]:
-    async with polling_bot(fake, services) as application:
-        yield application
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
