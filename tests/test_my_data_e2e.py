@@ -15,11 +15,11 @@ from registry_client.sandbox import RunningSandbox
 from tests.filing_factory import jpeg_photo
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.telegram_bot import App
-from tests.test_filing_telegram_e2e import CHAT, Person, bot_app, consented, fake
+from tests.test_filing_telegram_e2e import CHAT, Person, consented, fake
 from tests.test_outbox import drain, queue, worker
 from tests.ussd_phone import UssdPhone
 
-__all__ = ["bot_app", "fake"]  # fixtures, shared with the filing tests
+__all__ = ["fake"]  # the filing tests' fake Bot API, which knows their chat
 
 # Counts of checks stay: they hold no data but a count, end within two days, and
 # erasing them would reset the limits that stop enumeration (docs/SECURITY.md).
