@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -12,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admission import nik_counter
 from bot.app import Services
@@ -28,9 +31,11 @@ from bot.photo_intake import PhotoIntake
 from bot.photos import PhotoLimits
 from bot.status_service import MATCH_MEMORY, StatusService
 from bot.storage.admission_repository import AdmissionRepository
-from bot.storage.database import open_database
+from bot.storage.database import Database, open_database
 from bot.storage.migrate import is_at_head, upgrade_to_head
 from bot.storage.models import Base, Conversation
+from bot.storage.notice_repository import NoticeRunRepository
+from bot.storage.outbound_repository import CursorRepository
 from bot.subscription_service import SubscriptionService
 from tests.conftest import TEST_SECRET_KEY
 
@@ -222,3 +227,37 @@ async def test_a_connection_the_server_dropped_costs_no_request(
     assert "connection was dropped" in caplog.text  # it was the retry that answered
     [row] = await conversation_rows(services)
     assert row.consent_version is not None
+
+
+async def lock_notice_run(session: AsyncSession, now: datetime) -> Any:
+    return await NoticeRunRepository(session).lock("2026Q4", now)
+
+
+async def lock_feed_cursor(session: AsyncSession, now: datetime) -> Any:
+    return await CursorRepository(session).lock("tickets", now)
+
+
+@pytest.mark.parametrize("lock", [lock_notice_run, lock_feed_cursor])
+async def test_two_processes_making_one_row_at_once_share_it(
+    database: Database, lock: Callable[[AsyncSession, datetime], Awaitable[Any]]
+) -> None:
+    """A notice run's row, or a feed's cursor, is made on first use. The first's new
+    row is not yet committed when the second asks for it: the second waits for it
+    instead of inserting its own and failing on the key."""
+    now = datetime.now(UTC)
+    first_holds_it = asyncio.Event()
+
+    async def first() -> None:
+        async with database.transaction() as session:
+            row = await lock(session, now)
+            row.updated_at = now + timedelta(minutes=5)
+            first_holds_it.set()
+            await asyncio.sleep(0.3)  # the second's request arrives meanwhile
+
+    async def second() -> datetime:
+        await first_holds_it.wait()
+        async with database.transaction() as session:
+            return cast(datetime, (await lock(session, now)).updated_at)
+
+    _, seen = await asyncio.gather(first(), second())
+    assert seen.replace(tzinfo=UTC) == now + timedelta(minutes=5)  # the first's, committed

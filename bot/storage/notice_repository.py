@@ -49,6 +49,7 @@ from bot.storage.models import (
     NoticeRun,
     Subscription,
 )
+from bot.storage.singleton_rows import lock_or_create
 
 ACTIVE, RETIRED = "active", "retired"
 PENDING, SENT, HELD, GONE, FAILED = "pending", "sent", "held", "retired", "failed"
@@ -232,9 +233,7 @@ class SubscriptionRepository:
             .where(Notice.subscription_id.in_(select(Subscription.id).where(stopped)))
             .execution_options(synchronize_session=False)
         )
-        statement = (
-            delete(Subscription).where(stopped).execution_options(synchronize_session=False)
-        )
+        statement = delete(Subscription).where(stopped).execution_options(synchronize_session=False)
         result = cast(CursorResult[Any], await self._session.execute(statement))
         return result.rowcount or 0
 
@@ -502,20 +501,18 @@ class NoticeRunRepository:
         self._session = session
 
     async def lock(self, quarter: str, now: datetime) -> NoticeRun:
-        """The run's row, locked, made on first use."""
-        row = await self._session.get(NoticeRun, quarter, with_for_update=True)
-        if row is None:
-            row = NoticeRun(
-                quarter=quarter,
-                cursor=None,
-                ingested=False,
-                changes_read=0,
-                started_at=now,
-                updated_at=now,
-            )
-            self._session.add(row)
-            await self._session.flush()
-        return row
+        """The run's row, locked, made on first use (two runs may start at once)."""
+        return await lock_or_create(
+            self._session,
+            NoticeRun,
+            quarter,
+            quarter=quarter,
+            cursor=None,
+            ingested=False,
+            changes_read=0,
+            started_at=now,
+            updated_at=now,
+        )
 
     async def get(self, quarter: str) -> NoticeRun | None:
         return await self._session.get(NoticeRun, quarter)

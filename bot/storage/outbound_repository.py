@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import OutboundMessage, RegistryCursor
+from bot.storage.singleton_rows import lock_or_create
 
 PENDING, HELD, SENT, GONE, FAILED = "pending", "held", "sent", "gone", "failed"
 
@@ -103,9 +104,7 @@ class CursorRepository:
         return None if row is None else row.cursor
 
     async def lock(self, name: str, now: datetime) -> RegistryCursor:
-        row = await self._session.get(RegistryCursor, name, with_for_update=True)
-        if row is None:
-            row = RegistryCursor(name=name, cursor=None, updated_at=now)
-            self._session.add(row)
-            await self._session.flush()
-        return row
+        """The feed's position, locked, made on first use (two instances may start at once)."""
+        return await lock_or_create(
+            self._session, RegistryCursor, name, name=name, cursor=None, updated_at=now
+        )
