@@ -36,6 +36,7 @@ from bot.effects import EffectRunner, Prepared
 from bot.facilitators import FACILITATOR_CHANNEL, FacilitatorRole
 from bot.filings import Filer
 from bot.i18n import DEFAULT_LANGUAGE, normalize_language
+from bot.message_repeats import already_applied, with_applied
 from bot.notifications import Notification, UnknownNotification, notification_from_json
 from bot.photo_intake import FileSource
 from bot.request_context import trace_id
@@ -97,15 +98,20 @@ class DialogEngine:
         files: FileSource | None = None,
         lookup_budget_s: float | None = None,
         language_hint: str | None = None,
+        message_id: int | None = None,
     ) -> Reply:
         """Feed one input from `address` on `channel`; return what to show them.
 
         `files` fetches what the person sent; a channel without one cannot take photos.
         `language_hint` (the app's language, as Telegram reports it) is the language of
         someone never seen before, when it is one we serve; later, their own choice holds.
+        `message_id` is the channel's number for the message within the chat: one
+        delivered again changes nothing and gets the current step's question again.
         """
         first = normalize_language(language_hint)
-        return await self._run(channel, address, [inp], None, files, lookup_budget_s, first)
+        return await self._run(
+            channel, address, [inp], None, files, lookup_budget_s, first, message_id
+        )
 
     async def handle_turn(
         self, channel: str, address: str, turn: Turn, *, lookup_budget_s: float | None = None
@@ -113,7 +119,14 @@ class DialogEngine:
         """Apply the inputs of `turn` not applied yet, in order; none new (a gateway's
         retry) gives the last reply again and changes nothing."""
         return await self._run(
-            channel, address, turn.inputs, turn.session, None, lookup_budget_s, DEFAULT_LANGUAGE
+            channel,
+            address,
+            turn.inputs,
+            turn.session,
+            None,
+            lookup_budget_s,
+            DEFAULT_LANGUAGE,
+            None,
         )
 
     async def _run(
@@ -125,6 +138,7 @@ class DialogEngine:
         files: FileSource | None,
         lookup_budget_s: float | None,
         first_language: str,
+        message_id: int | None,
     ) -> Reply:
         lean, attempt = True, 1
         while True:
@@ -137,6 +151,7 @@ class DialogEngine:
                     files,
                     lookup_budget_s,
                     first_language,
+                    message_id,
                     lean=lean,
                 )
             except NeedsSession:
@@ -161,6 +176,7 @@ class DialogEngine:
         files: FileSource | None,
         lookup_budget_s: float | None,
         first_language: str,
+        message_id: int | None,
         *,
         lean: bool,
     ) -> Reply:
@@ -194,6 +210,8 @@ class DialogEngine:
             state = self._decode(row, context)
             done = row.turn_count if turn_key is not None and row.turn_session == turn_key else 0
             pending = inputs[done:] if turn_key is not None else inputs
+            if message_id is not None and already_applied(row.recent_messages, message_id):
+                pending = []  # a repeated delivery, applied before
             if not pending:
                 return self._replay(row, state)
             transition, prepared = await self._apply(unit, state, pending, filer, has_mail=has_mail)
@@ -206,6 +224,8 @@ class DialogEngine:
             if turn_key is not None:
                 row.turn_session, row.turn_count = turn_key, len(inputs)
                 self._remember(row, transition.reply)
+            if message_id is not None:
+                row.recent_messages = with_applied(row.recent_messages, message_id)
             await conversation_store.save(unit, row)
         log.debug(
             "%s %s: %d input(s), %s -> %s",
@@ -355,6 +375,7 @@ class DialogEngine:
             turn_session=None,
             turn_count=0,
             sealed_last_reply=None,
+            recent_messages=None,
         )
 
     def _decode(self, row: ConversationRow, context: DialogContext) -> DialogState:

@@ -482,6 +482,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         files=TelegramFiles(context.bot),
         lookup_budget_s=LOOKUP_BUDGET_S,
         language_hint=_app_language(update),
+        message_id=message.message_id,
     )
     await _send(context.bot, chat.id, reply)
 

@@ -146,6 +146,51 @@ async def test_concurrent_first_messages_from_one_chat_make_one_row(services: Se
     assert len(await conversation_rows(services)) == 1
 
 
+async def test_a_message_delivered_twice_is_applied_once(services: Services) -> None:
+    engine = engine_with_clock(services, Clock())
+    steps = [(1, Input(InputKind.START)), (2, Input(InputKind.CHOICE, "agree"))]
+    for message_id, inp in steps:
+        await engine.handle("telegram", "8", inp, message_id=message_id)
+    typed_nik = Input(InputKind.TEXT, NIK)
+    asked_name = await engine.handle("telegram", "8", typed_nik, message_id=3)
+    again = await engine.handle("telegram", "8", typed_nik, message_id=3)
+    [row] = await conversation_rows(services)
+    assert row.step == "status.name"  # not "that is not a name" at the name step
+    assert again.text == asked_name.text  # the current question, asked again
+    # The same digits typed anew (a new message) are applied: at the name step, refused.
+    refused = await engine.handle("telegram", "8", typed_nik, message_id=4)
+    assert refused.text != asked_name.text
+
+
+async def test_messages_applied_out_of_order_are_each_applied(services: Services) -> None:
+    """Two workers may take a chat's neighbouring messages in either order: the later
+    one applied first does not make the earlier one look like a repeat."""
+    engine = engine_with_clock(services, Clock())
+    await engine.handle("telegram", "9", Input(InputKind.START), message_id=21)
+    await engine.handle("telegram", "9", Input(InputKind.CHOICE, "agree"), message_id=23)
+    await engine.handle("telegram", "9", Input(InputKind.TEXT, NIK), message_id=22)
+    [row] = await conversation_rows(services)
+    assert row.step == "status.name"
+    assert row.recent_messages is not None and set(row.recent_messages.split()) == {
+        "21",
+        "22",
+        "23",
+    }
+
+
+async def test_one_message_delivered_to_two_workers_at_once_is_applied_once(
+    services: Services,
+) -> None:
+    engine = engine_with_clock(services, Clock())
+    await engine.handle("telegram", "10", Input(InputKind.START), message_id=1)
+    await engine.handle("telegram", "10", Input(InputKind.CHOICE, "agree"), message_id=2)
+    await asyncio.gather(
+        *(engine.handle("telegram", "10", Input(InputKind.TEXT, NIK), message_id=3) for _ in "ab")
+    )
+    [row] = await conversation_rows(services)
+    assert row.step == "status.name" and row.recent_messages == "1 2 3"
+
+
 async def test_many_chats_at_once_each_keep_their_own_state(services: Services) -> None:
     engine = engine_with_clock(services, Clock())
     chats = [str(n) for n in range(20)]

@@ -237,3 +237,17 @@ async def test_a_second_tap_on_a_spent_question_only_says_it_is_spent(
     assert "NIK" in first["text"]
     assert second["text"].startswith("Tombol itu sudah tidak berlaku")
     assert all("Terjadi" not in m["text"] for m in fake.messages_to(CHAT))  # no error reply
+
+
+async def test_a_message_telegram_delivers_twice_is_applied_once(
+    fake: FakeTelegram, bot_app: Application[Any, Any, Any, Any, Any, Any], sandbox: RunningSandbox
+) -> None:
+    person = sandbox.population.sample(1)[0]
+    await consent(fake)
+    typed = fake.send_text(CHAT, person.nik)
+    asked_name = await fake.next_reply(CHAT)
+    fake.deliver_again(typed)  # the bot restarted before confirming it, say
+    again = await fake.next_reply(CHAT)
+    assert again["text"] == asked_name["text"]  # asked for the name again, not refused
+    fake.send_text(CHAT, person.name)
+    assert_status_of((await fake.next_reply(CHAT))["text"], person.nik, sandbox)

@@ -301,6 +301,25 @@ async def test_sigterm_lets_an_update_in_hand_finish_with_its_reply(
     assert_status_of(result["text"], person.nik, sandbox)
 
 
+async def test_an_update_posted_again_after_a_lost_answer_is_applied_once(
+    on_webhook: Serving, fake: FakeTelegram, sandbox: RunningSandbox
+) -> None:
+    person = sandbox.population.sample(1)[0]
+    await at_the_name_prompt(fake, CHAT, person.nik)
+    fake.lose_webhook_answers(1)
+    fake.send_text(CHAT, person.name)
+    result = await fake.next_reply(CHAT, timeout=10)
+    again = await fake.next_reply(CHAT, timeout=10)
+    posted = [d for d in fake.webhook_deliveries if said(d.update) == person.name]
+    assert [d.ok for d in posted] == [True, True]  # one update, posted twice
+    assert posted[0].update["update_id"] == posted[1].update["update_id"]
+    assert_status_of(result["text"], person.nik, sandbox)  # the check ran once
+    # The question of the step it is at, asked again; not a refusal of the name as a
+    # menu choice, which is what applying the update twice gives.
+    assert not again["text"].startswith("Silakan pilih salah satu"), again["text"]
+    assert "Apa yang ingin Anda lakukan?" in again["text"]
+
+
 def said(update: dict[str, Any]) -> str | None:
     text = update.get("message", {}).get("text")
     return text if isinstance(text, str) else None

@@ -38,6 +38,7 @@ class ConversationRow:
     turn_session: str | None
     turn_count: int
     sealed_last_reply: bytes | None
+    recent_messages: str | None
 
     def values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bot.message_repeats import STORED_LENGTH
+
 # Stable constraint names, so Alembic migrations look the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -79,6 +81,9 @@ class Conversation(Base):
     turn_session: Mapped[str | None] = mapped_column(String(64))
     turn_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sealed_last_reply: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The ids of the last chat messages applied, so that one Telegram delivers twice is
+    # applied once (bot/message_repeats.py).
+    recent_messages: Mapped[str | None] = mapped_column(String(STORED_LENGTH))
 
 
 class AdmissionCounter(Base):

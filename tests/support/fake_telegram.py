@@ -320,6 +320,7 @@ class FakeTelegram:
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._deliveries_seen = 0
         self._retry_after: dict[str, list[int]] = {}
+        self._answers_to_lose = 0
         self._records: list[_Record] = []
         self._update_ids = itertools.count(100_001)
         self._ids = itertools.count(1)
@@ -426,6 +427,19 @@ class FakeTelegram:
     def inject_retry_after(self, method: str, retry_after: int, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after`` seconds."""
         self._retry_after.setdefault(method.lower(), []).extend([retry_after] * times)
+
+    def lose_webhook_answers(self, times: int = 1) -> None:
+        """The next ``times`` webhook answers are lost on the way back (the bot handled
+        the update and said 200, Telegram never heard it), so each update is posted
+        again, as Telegram does."""
+        self._answers_to_lose += times
+
+    def deliver_again(self, message: JSONDict) -> None:
+        """Telegram delivers the user's ``message`` (as ``send_text`` and the like return
+        it) once more, as after a bot restarted in polling mode before confirming it. The
+        update number is new, since this fake forgets confirmed updates; the message and
+        its number are the same."""
+        self._enqueue("message", message)
 
     def send_text(
         self, chat_id: int, text: str, *, user_id: int | None = None, language_code: str = "id"
@@ -916,6 +930,10 @@ class FakeTelegram:
             update = self._pending_updates[0]
             delivery = WebhookDelivery(update, await self._post_update(update))
             self.webhook_deliveries.append(delivery)
+            if delivery.ok and self._answers_to_lose:
+                self._answers_to_lose -= 1
+                self._notify()
+                continue  # as if the 200 never arrived: the same update goes again
             if delivery.ok:
                 failures = 0
                 if self._pending_updates and self._pending_updates[0] is update:
