@@ -249,13 +249,13 @@ async def test_resetting_the_faults_brings_the_registry_back(sandbox: RunningSan
 
 async def test_a_slow_registry_fails_within_the_callers_deadline(sandbox: RunningSandbox) -> None:
     person = someone(sandbox)
-    await set_faults(sandbox, latency_ms=2000)
+    await set_faults(sandbox, latency_ms=4000)
     async with RegistryClient(sandbox.url, sandbox.token) as client:
         started = time.monotonic()
         with pytest.raises(RegistryUnavailable):
             await client.look_up_status(person.nik, person.name, "ussd", deadline=0.5)
         elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed <= 1.0
+    assert 0.45 <= elapsed <= 2.0  # the deadline, with room for a loaded machine
 
 
 async def test_an_expired_deadline_fails_at_once(sandbox: RunningSandbox) -> None:
