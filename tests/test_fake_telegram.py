@@ -430,6 +430,38 @@ async def test_a_webhook_gets_each_update_in_order_again_until_it_answers_2xx(
         await server.close()
 
 
+async def test_a_lost_webhook_answer_brings_the_same_update_again(fake: FakeTelegram) -> None:
+    received: list[int] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        received.append((await request.json())["update_id"])
+        return web.Response()
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", webhook)
+    server = TestServer(receiver, host="127.0.0.1")
+    await server.start_server()
+    try:
+        await raw_call(fake, "setWebhook", url=str(server.make_url("/hook")))
+        fake.lose_webhook_answers(1)
+        fake.send_text(CHAT, "satu")
+        fake.send_text(CHAT, "dua")
+        await fake.wait_for_delivery(lambda d: d.ok and d.update["message"]["text"] == "dua")
+        first, second = received[0], received[-1]
+        assert received == [first, first, second]  # 200 both times; the first was not heard
+    finally:
+        await server.close()
+
+
+async def test_a_message_delivered_again_keeps_its_number(fake: FakeTelegram) -> None:
+    sent = fake.send_text(CHAT, "satu")
+    fake.deliver_again(sent)
+    _, body = await raw_call(fake, "getUpdates")
+    first, again = body["result"]
+    assert first["message"] == again["message"] and first["message"]["message_id"] > 0
+    assert again["update_id"] > first["update_id"]
+
+
 async def test_set_webhook_checks_the_secret_as_telegram_does(fake: FakeTelegram) -> None:
     status, body = await raw_call(
         fake, "setWebhook", url="http://127.0.0.1:9/hook", secret_token="not allowed!"
