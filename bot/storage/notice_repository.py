@@ -227,33 +227,28 @@ class SubscriptionRepository:
     async def forget_stopped_before(self, cutoff: datetime) -> int:
         """Delete the subscriptions stopped or retired before `cutoff`, and their notices.
         Rows of subscriptions deleted."""
-        stopped = and_(Subscription.state == RETIRED, Subscription.retired_at < cutoff)
-        await self._session.execute(  # notices first: see below
-            delete(Notice)
-            .where(Notice.subscription_id.in_(select(Subscription.id).where(stopped)))
-            .execution_options(synchronize_session=False)
+        return await self._delete_with_notices(
+            and_(Subscription.state == RETIRED, Subscription.retired_at < cutoff)
         )
-        statement = delete(Subscription).where(stopped).execution_options(synchronize_session=False)
-        result = cast(CursorResult[Any], await self._session.execute(statement))
-        return result.rowcount or 0
 
     async def forget_held_by_deactivated_before(self, cutoff: datetime) -> int:
         """Delete the subscriptions held by facilitators deactivated before `cutoff`,
         whatever their state, and their notices. A household a chat took over for itself
         names no facilitator, and stays. Rows of subscriptions deleted."""
-        held = Subscription.facilitator_id.in_(deactivated_before(cutoff))
+        return await self._delete_with_notices(
+            Subscription.facilitator_id.in_(deactivated_before(cutoff))
+        )
+
+    async def _delete_with_notices(self, which: ColumnElement[bool]) -> int:
         # Notices first, as erasure does: the cascade is not trusted alone (SQLite
-        # enforces foreign keys only on connections that ask).
+        # enforces foreign keys only on connections that ask). A sweep has nothing
+        # loaded, so the session need not be synchronised.
         await self._session.execute(
             delete(Notice)
-            .where(Notice.subscription_id.in_(select(Subscription.id).where(held)))
+            .where(Notice.subscription_id.in_(select(Subscription.id).where(which)))
             .execution_options(synchronize_session=False)
         )
-        statement = (
-            delete(Subscription)
-            .where(held)
-            .execution_options(synchronize_session=False)  # a sweep has nothing loaded
-        )
+        statement = delete(Subscription).where(which).execution_options(synchronize_session=False)
         result = cast(CursorResult[Any], await self._session.execute(statement))
         return result.rowcount or 0
 
